@@ -1,0 +1,139 @@
+//! The command-line interface, declared with clap: subcommands, flags, help texts.
+//!
+//! This module only declares; value parsers live in [`crate::settings`], which also turns the
+//! parsed flags into validated settings. Every flag can also be set from a `CAMSTREAM_*`
+//! environment variable, for service files.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::{self, FormatChoice, Size, SourceSpec};
+
+/// Turn a camera into a bounded, observable MJPEG-over-HTTP service.
+#[derive(Debug, Parser)]
+#[command(name = "camstream", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List cameras with their formats, sizes and frame rates.
+    List(ListArgs),
+    /// Write one JPEG from the source to a file (or "-" for stdout).
+    Snapshot(SnapshotArgs),
+    /// Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array instead of text.
+    #[arg(long, env = "CAMSTREAM_JSON")]
+    pub json: bool,
+}
+
+/// Where frames come from and how they are encoded; shared by `snapshot` and `serve`.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a
+    /// /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG
+    /// file or a folder of .jpg files, looped).
+    #[arg(long, env = "CAMSTREAM_SOURCE", default_value = "camera", value_name = "SOURCE",
+          value_parser = settings::parse_source)]
+    pub source: SourceSpec,
+
+    /// Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG
+    /// cameras keep the size of their own frames.
+    #[arg(long, env = "CAMSTREAM_SIZE", default_value = "640x480", value_name = "WxH",
+          value_parser = settings::parse_size)]
+    pub size: Size,
+
+    /// Frames per second to capture (1..=120).
+    #[arg(long, env = "CAMSTREAM_FPS", default_value_t = 30, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: u32,
+
+    /// JPEG quality for frames that camstream encodes (1..=100).
+    #[arg(long, env = "CAMSTREAM_QUALITY", default_value_t = 80, value_name = "1..100",
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+
+    /// Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding.
+    #[arg(long, env = "CAMSTREAM_FORMAT", value_enum, default_value_t = FormatChoice::Auto)]
+    pub format: FormatChoice,
+
+    /// How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms).
+    #[arg(long, env = "CAMSTREAM_TIMEOUT", default_value = "5s", value_name = "DURATION",
+          value_parser = settings::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Output file; written atomically. "-" writes the JPEG to stdout.
+    #[arg(value_name = "OUT")]
+    pub out: PathBuf,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Camera warm-up frames to discard first, so that exposure has settled.
+    #[arg(long, env = "CAMSTREAM_SKIP", default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub skip: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, env = "CAMSTREAM_LISTEN", default_value = "127.0.0.1:8080", value_name = "ADDR",
+          value_parser = settings::parse_listen)]
+    pub listen: std::net::SocketAddr,
+
+    /// Most concurrent stream viewers; the next one gets 503 with Retry-After at once.
+    #[arg(long, env = "CAMSTREAM_MAX_CLIENTS", default_value_t = 10, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub max_clients: u32,
+
+    /// Most open connections of any kind (viewers, requests being read, idle sockets); past it a
+    /// new connection is answered 503 and closed. Default: max-clients + 64.
+    #[arg(long, env = "CAMSTREAM_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=60000))]
+    pub max_connections: Option<u32>,
+
+    /// Threads answering short requests (/snapshot, /metrics, /state, /healthz, /).
+    #[arg(long, env = "CAMSTREAM_WORKERS", default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
+
+    /// A viewer that accepts no data for this long is disconnected and its slot freed.
+    #[arg(long, env = "CAMSTREAM_SEND_TIMEOUT", default_value = "10s", value_name = "DURATION",
+          value_parser = settings::parse_duration)]
+    pub send_timeout: Duration,
+
+    /// Time a client has to send its request line and headers.
+    #[arg(long, env = "CAMSTREAM_HEADER_TIMEOUT", default_value = "5s", value_name = "DURATION",
+          value_parser = settings::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Send Access-Control-Allow-Origin with this value and answer CORS preflights.
+    #[arg(long, env = "CAMSTREAM_ALLOW_ORIGIN", value_name = "ORIGIN")]
+    pub allow_origin: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,232 @@
+//! `camstream serve`: the bounded MJPEG server.
+//!
+//! Threads, all fixed by the settings: the capture thread, one head-reading thread
+//! ([`listener`]), `--workers` request workers, and at most `--max-clients` viewer threads
+//! ([`viewers`]); plus the main thread and the signal-handler thread. Hence
+//! `threads <= workers + max_clients + 4`, whatever arrives.
+//!
+//! rouille provides the request/response model and routing ([`routes`]); the connection layer
+//! is camstream's own, because rouille 3.6 / tiny_http 0.12 spawn a thread per connection without
+//! a limit, set no timeouts, buffer streamed bodies in 8 KiB chunks and buffer HTTP/1.0 bodies
+//! forever (see the README's architecture section).
+
+pub mod http;
+pub mod listener;
+pub mod routes;
+pub mod stream;
+pub mod viewers;
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::Receiver;
+
+use crate::capture::{self, SourceStatus};
+use crate::metrics::Metrics;
+use crate::server::listener::{Acceptor, Job, Limits};
+use crate::server::routes::Reply;
+use crate::server::viewers::{Admission, ViewerJob, ViewerPool};
+use crate::settings::ServeSettings;
+use crate::shutdown::{self, Shutdown};
+use crate::slot::FrameSlot;
+use crate::source;
+
+/// Requests that may wait for a worker; past this a client gets 503 at once.
+const QUEUE_PER_WORKER: usize = 16;
+/// How long shutdown waits for the capture thread to release the source.
+const CAPTURE_STOP_WAIT: Duration = Duration::from_millis(800);
+
+/// The most threads `serve` runs with these settings (see the module docs).
+pub fn thread_bound(s: &ServeSettings) -> usize {
+    s.workers + s.max_clients + 4
+}
+
+/// What every handler can see.
+pub struct App {
+    pub settings: ServeSettings,
+    pub slot: Arc<FrameSlot>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Mutex<SourceStatus>>,
+    pub admission: Arc<Admission>,
+    pub shutdown: Shutdown,
+    pub started: Instant,
+}
+
+/// A running server; dropping it does not stop it, [`Server::stop`] does.
+pub struct Server {
+    addr: SocketAddr,
+    app: Arc<App>,
+    waker: Arc<mio::Waker>,
+    acceptor: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+    capture: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds, starts the capture loop and every thread, and returns at once.
+    pub fn start(settings: ServeSettings, shutdown: Shutdown) -> Result<Server> {
+        let metrics = Arc::new(Metrics::new()?);
+        metrics.viewers_max.set(settings.max_clients as i64);
+        let listener = listener::bind(settings.listen)?;
+        let addr = listener.local_addr()?;
+        let slot = Arc::new(FrameSlot::new());
+        let status = Arc::new(Mutex::new(SourceStatus::default()));
+
+        let src = settings.source.clone();
+        let opener: capture::Opener = Box::new(move || source::open(&src));
+        let shared = capture::Shared {
+            slot: Arc::clone(&slot),
+            metrics: Arc::clone(&metrics),
+            status: Arc::clone(&status),
+        };
+        let capture = capture::spawn(settings.source.clone(), opener, shared, shutdown.clone())?;
+
+        let app = Arc::new(App {
+            admission: Admission::new(settings.max_clients, metrics.viewers.clone()),
+            settings,
+            slot,
+            metrics: Arc::clone(&metrics),
+            status,
+            shutdown: shutdown.clone(),
+            started: Instant::now(),
+        });
+        let s = &app.settings;
+        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(s.workers * QUEUE_PER_WORKER);
+        let limits = Limits {
+            max_connections: s.max_connections,
+            header_timeout: s.header_timeout,
+            send_timeout: s.send_timeout,
+        };
+        let (acceptor, waker) = Acceptor::new(listener, limits, jobs_tx, metrics)?;
+        let stop = shutdown.clone();
+        let acceptor = std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || acceptor.run(|| stop.is_triggered()))?;
+
+        let pool = ViewerPool::new(Arc::clone(&app));
+        let workers = (0..s.workers)
+            .map(|i| {
+                let (rx, app, pool) = (jobs_rx.clone(), Arc::clone(&app), Arc::clone(&pool));
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || worker(rx, &app, &pool))
+                    .context("cannot start a worker thread")
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        Ok(Server { addr, app, waker, acceptor: Some(acceptor), workers, capture: Some(capture) })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Stops accepting, ends every stream, releases the source. Returns within about a second
+    /// even if a camera read or a viewer's write is stuck; those threads end with the process.
+    pub fn stop(mut self) {
+        self.app.shutdown.trigger();
+        let _ = self.waker.wake();
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        // Workers end when the queue closes (the acceptor dropped its sender) and their current
+        // request ends; snapshot waits end at once because the slot closes.
+        if let Some(c) = self.capture.take() {
+            join_within(c, CAPTURE_STOP_WAIT);
+        }
+        for w in self.workers.drain(..) {
+            join_within(w, Duration::from_millis(200));
+        }
+    }
+}
+
+/// Joins `h` if it finishes within `limit`; otherwise leaves it to end with the process.
+fn join_within(h: JoinHandle<()>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !h.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if h.is_finished() {
+        let _ = h.join();
+    }
+}
+
+fn worker(jobs: Receiver<Job>, app: &Arc<App>, pool: &ViewerPool) {
+    for job in jobs.iter() {
+        handle(job, app, pool);
+    }
+}
+
+fn handle(job: Job, app: &Arc<App>, pool: &ViewerPool) {
+    let Job { mut conn, head, slot } = job;
+    let head_only = head.request.method() == "HEAD";
+    let minor = head.minor_version;
+    let origin = app.settings.allow_origin.as_deref();
+    let resp = match routes::route(&head.request, app) {
+        Reply::Response(r) => r,
+        Reply::Stream { .. } if head_only => {
+            let _ = std::io::Write::write_all(&mut conn, stream::response_head(minor, origin).as_bytes());
+            return;
+        }
+        Reply::Stream { max_fps } => match app.admission.try_admit() {
+            Some(ticket) => {
+                // The viewer is served by the pool; the socket's send timeout evicts a stalled one.
+                let _ = conn.set_read_timeout(None);
+                pool.dispatch(ViewerJob { conn, slot, ticket, minor_version: minor, max_fps });
+                return;
+            }
+            None => {
+                app.metrics.viewers_rejected.inc();
+                http::text(503, &format!("all {} stream slots are taken; retry later", app.settings.max_clients))
+                    .with_unique_header("Retry-After", "1")
+            }
+        },
+    };
+    let resp = match origin {
+        Some(o) => resp.with_unique_header("Access-Control-Allow-Origin", o.to_string()),
+        None => resp,
+    };
+    let _ = http::write_response(&mut conn, resp, minor, head_only);
+    linger_close(conn);
+}
+
+/// Closes after a response without resetting it: unread request bytes would make the kernel
+/// send RST, which can destroy the response before the client reads it.
+fn linger_close(conn: TcpStream) {
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+}
+
+/// `camstream serve`: runs until SIGINT/SIGTERM, then shuts down cleanly.
+pub fn serve(settings: &ServeSettings) -> Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown::install_signal_handler(&shutdown)?;
+    let s = settings.clone();
+    let server = Server::start(settings.clone(), shutdown.clone())?;
+    let host = match server.addr() {
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        a => a.to_string(),
+    };
+    println!(
+        "camstream: serving {} on http://{host}/ (stream /stream, max {} viewers, {} connections, {} workers, threads <= {})",
+        s.source.spec,
+        s.max_clients,
+        s.max_connections,
+        s.workers,
+        thread_bound(&s)
+    );
+    if !server.addr().ip().is_loopback() {
+        eprintln!("camstream: warning: listening on {} without authentication; anyone who can reach it can watch", server.addr());
+    }
+    shutdown.wait();
+    eprintln!("camstream: shutting down");
+    server.stop();
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Validated settings: the value types behind the flags, their parsers (with messages that name
+//! the value), and the step that turns parsed flags into what the rest of the program uses.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::cli;
+
+/// Largest frame edge we accept; beyond it nothing real exists and buffers grow silly.
+const MAX_WIDTH: u32 = 7680;
+const MAX_HEIGHT: u32 = 4320;
+
+/// Which camera, when the source is a camera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraSelector {
+    /// The first camera that can capture video.
+    First,
+    /// `/dev/videoN` by its number.
+    Index(u32),
+    /// A device path, e.g. `/dev/video2` or a `/dev/v4l/by-id/...` link.
+    Path(PathBuf),
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Camera(CameraSelector),
+    Pattern,
+    File(PathBuf),
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Camera(CameraSelector::First) => f.write_str("camera"),
+            SourceSpec::Camera(CameraSelector::Index(n)) => write!(f, "camera:{n}"),
+            SourceSpec::Camera(CameraSelector::Path(p)) => write!(f, "camera:{}", p.display()),
+            SourceSpec::Pattern => f.write_str("pattern"),
+            SourceSpec::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// A frame size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// The camera pixel format to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatChoice {
+    /// MJPEG when the camera offers it at the size (passed through), else YUYV.
+    Auto,
+    /// Compressed frames from the camera, passed through untouched.
+    Mjpeg,
+    /// Raw YUYV 4:2:2 frames, encoded by camstream.
+    Yuyv,
+}
+
+/// Everything a frame source needs, validated.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub spec: SourceSpec,
+    pub size: Size,
+    pub fps: u32,
+    pub quality: u8,
+    pub format: FormatChoice,
+    pub timeout: Duration,
+}
+
+impl From<&cli::SourceArgs> for SourceSettings {
+    fn from(a: &cli::SourceArgs) -> Self {
+        SourceSettings {
+            spec: a.source.clone(),
+            size: a.size,
+            fps: a.fps,
+            quality: a.quality,
+            format: a.format,
+            timeout: a.timeout,
+        }
+    }
+}
+
+impl SourceSettings {
+    /// The time between two frames at the configured rate.
+    pub fn frame_interval(&self) -> Duration {
+        Duration::from_secs(1) / self.fps
+    }
+}
+
+/// Settings of `camstream serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub source: SourceSettings,
+    pub listen: SocketAddr,
+    pub max_clients: usize,
+    pub max_connections: usize,
+    pub workers: usize,
+    pub send_timeout: Duration,
+    pub header_timeout: Duration,
+    pub allow_origin: Option<String>,
+}
+
+impl From<&cli::ServeArgs> for ServeSettings {
+    fn from(a: &cli::ServeArgs) -> Self {
+        let max_clients = a.max_clients as usize;
+        ServeSettings {
+            source: SourceSettings::from(&a.source),
+            listen: a.listen,
+            max_clients,
+            // Room for every viewer plus the short requests and idle sockets of a busy host.
+            max_connections: a.max_connections.map_or(max_clients + 64, |n| n as usize),
+            workers: a.workers as usize,
+            send_timeout: a.send_timeout,
+            header_timeout: a.header_timeout,
+            allow_origin: a.allow_origin.clone(),
+        }
+    }
+}
+
+impl ServeSettings {
+    /// Settings for tests and embedding: the pattern source on a free loopback port.
+    pub fn for_tests() -> Self {
+        ServeSettings {
+            source: SourceSettings {
+                spec: SourceSpec::Pattern,
+                size: Size { width: 320, height: 240 },
+                fps: 30,
+                quality: 80,
+                format: FormatChoice::Auto,
+                timeout: Duration::from_secs(5),
+            },
+            listen: "127.0.0.1:0".parse().expect("literal address"),
+            max_clients: 3,
+            max_connections: 67,
+            workers: 2,
+            send_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
+            allow_origin: None,
+        }
+    }
+}
+
+/// Parses `--source`.
+pub fn parse_source(s: &str) -> Result<SourceSpec, String> {
+    let (kind, arg) = match s.split_once(':') {
+        Some((k, a)) => (k, Some(a)),
+        None => (s, None),
+    };
+    match (kind, arg) {
+        ("camera", None) => Ok(SourceSpec::Camera(CameraSelector::First)),
+        ("camera", Some(a)) if !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) => a
+            .parse()
+            .map(|n| SourceSpec::Camera(CameraSelector::Index(n)))
+            .map_err(|_| format!("camera number '{a}' is too large")),
+        ("camera", Some(a)) if a.starts_with('/') => {
+            Ok(SourceSpec::Camera(CameraSelector::Path(PathBuf::from(a))))
+        }
+        ("camera", Some(a)) => Err(format!(
+            "'{a}' is neither a camera number nor a device path (try camera:0 or camera:/dev/video0)"
+        )),
+        ("pattern", None) => Ok(SourceSpec::Pattern),
+        ("file", Some(p)) if !p.is_empty() => Ok(SourceSpec::File(PathBuf::from(p))),
+        ("file", _) => Err("file: needs a path, e.g. file:clip.mjpeg".into()),
+        _ => Err(format!(
+            "unknown source '{s}' (expected camera, camera:N, camera:/dev/videoN, pattern or file:PATH)"
+        )),
+    }
+}
+
+/// Parses `--size WxH`.
+pub fn parse_size(s: &str) -> Result<Size, String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not a size like 640x480"))?;
+    let parse = |v: &str, what: &str, max: u32| -> Result<u32, String> {
+        let n: u32 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size like 640x480 ({what} '{v}' is not a number)"))?;
+        if !(16..=max).contains(&n) || n % 2 != 0 {
+            return Err(format!("{what} {n} in '{s}' must be an even number from 16 to {max}"));
+        }
+        Ok(n)
+    };
+    Ok(Size {
+        width: parse(w, "width", MAX_WIDTH)?,
+        height: parse(h, "height", MAX_HEIGHT)?,
+    })
+}
+
+/// Parses a duration: `5s`, `500ms`, `2m`, or plain seconds (`5`, `0.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 5s or 500ms"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("'{s}' has unknown unit '{unit}' (use ms, s or m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!("'{s}' must be more than 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--listen`: `HOST:PORT`, `[V6]:PORT` or a bare port (loopback).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("'{s}' is not an address like 127.0.0.1:8080 ({e})"))?
+        .next()
+        .ok_or_else(|| format!("'{s}' resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources() {
+        assert_eq!(parse_source("camera"), Ok(SourceSpec::Camera(CameraSelector::First)));
+        assert_eq!(parse_source("camera:2"), Ok(SourceSpec::Camera(CameraSelector::Index(2))));
+        assert_eq!(
+            parse_source("camera:/dev/v4l/by-id/usb-x"),
+            Ok(SourceSpec::Camera(CameraSelector::Path("/dev/v4l/by-id/usb-x".into())))
+        );
+        assert_eq!(parse_source("pattern"), Ok(SourceSpec::Pattern));
+        assert_eq!(parse_source("file:a.mjpeg"), Ok(SourceSpec::File("a.mjpeg".into())));
+        for bad in ["", "webcam", "camera:", "camera:x", "file:", "file", "pattern:1"] {
+            assert!(parse_source(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("640x480"), Ok(Size { width: 640, height: 480 }));
+        assert_eq!(parse_size("1280X720"), Ok(Size { width: 1280, height: 720 }));
+        for bad in ["640", "x", "641x480", "0x0", "8x8", "99999x480", "axb", "640x480x2"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["", "0", "-1s", "5h", "abc", "nan"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listen() {
+        assert_eq!(parse_listen("127.0.0.1:0").unwrap().port(), 0);
+        assert_eq!(parse_listen("8081").unwrap(), "127.0.0.1:8081".parse().unwrap());
+        assert!(parse_listen("[::1]:80").unwrap().is_ipv6());
+        assert!(parse_listen("nonsense").is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! The latest-frame slot: one shared, lock-free "newest frame" that the capture loop publishes
+//! into and every viewer reads from.
+//!
+//! Reading is an `ArcSwapOption` load, so publishing never waits for readers and a slow reader
+//! simply finds a newer frame next time (it skips the ones in between). Readers that want the
+//! next frame sleep on a condition variable keyed by the sequence number; the mutex guards only
+//! that number, never a frame or any I/O. The slot also counts who is watching, so the capture
+//! loop encodes only while somebody wants frames.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use crate::frame::Frame;
+
+/// The outcome of waiting for a frame.
+#[derive(Debug)]
+pub enum Wait {
+    /// A frame newer than the one asked about.
+    Frame(Arc<Frame>),
+    /// Nothing newer within the timeout.
+    Timeout,
+    /// The slot was closed (shutdown).
+    Closed,
+}
+
+#[derive(Default)]
+pub struct FrameSlot {
+    latest: ArcSwapOption<Frame>,
+    /// The newest published sequence number, for waiting readers.
+    published: Mutex<u64>,
+    cond: Condvar,
+    closed: AtomicBool,
+    watchers: AtomicUsize,
+}
+
+impl FrameSlot {
+    pub fn new() -> FrameSlot {
+        FrameSlot::default()
+    }
+
+    /// Makes `frame` the newest frame and wakes every waiting reader.
+    pub fn publish(&self, frame: Frame) {
+        let seq = frame.seq;
+        self.latest.store(Some(Arc::new(frame)));
+        // Taking the lock orders this store before any waiter's re-check, so no wake-up is lost.
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = seq;
+        self.cond.notify_all();
+    }
+
+    /// The newest frame, if any was published.
+    pub fn latest(&self) -> Option<Arc<Frame>> {
+        self.latest.load_full()
+    }
+
+    /// Waits until a frame with a sequence number above `after` is published, the timeout
+    /// passes, or the slot is closed. Sleeps meanwhile; never polls.
+    pub fn wait_newer(&self, after: Option<u64>, timeout: Duration) -> Wait {
+        let newer = |f: &Arc<Frame>| after.is_none_or(|s| f.seq > s);
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Wait::Closed;
+            }
+            if let Some(f) = self.latest.load_full().filter(newer) {
+                return Wait::Frame(f);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Wait::Timeout;
+            }
+            guard = self
+                .cond
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Wakes every reader for good: later waits return [`Wait::Closed`] at once.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _guard = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        self.cond.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Registers interest in frames for as long as the guard lives.
+    pub fn watch(self: &Arc<Self>) -> WatchGuard {
+        self.watchers.fetch_add(1, Ordering::AcqRel);
+        WatchGuard { slot: Arc::clone(self) }
+    }
+
+    /// Whether anybody wants frames now, i.e. whether encoding is worth doing.
+    pub fn is_watched(&self) -> bool {
+        self.watchers.load(Ordering::Acquire) > 0
+    }
+}
+
+/// Keeps the slot's watcher count up while alive.
+pub struct WatchGuard {
+    slot: Arc<FrameSlot>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.slot.watchers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn frame(seq: u64) -> Frame {
+        Frame {
+            seq,
+            captured: SystemTime::now(),
+            width: 2,
+            height: 2,
+            placeholder: false,
+            jpeg: Arc::from(vec![seq as u8]),
+        }
+    }
+
+    #[test]
+    fn publishing_without_readers_works() {
+        let slot = FrameSlot::new();
+        assert!(slot.latest().is_none());
+        for s in 1..=100 {
+            slot.publish(frame(s));
+        }
+        assert_eq!(slot.latest().unwrap().seq, 100);
+    }
+
+    #[test]
+    fn readers_see_increasing_sequence_numbers() {
+        let slot = Arc::new(FrameSlot::new());
+        let reader = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut last = None;
+                while let Wait::Frame(f) = slot.wait_newer(last, Duration::from_secs(10)) {
+                    last = Some(f.seq);
+                    seen.push(f.seq);
+                }
+                seen
+            })
+        };
+        for s in 1..=500 {
+            slot.publish(frame(s));
+        }
+        slot.close();
+        let seen = reader.join().unwrap();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    }
+
+    #[test]
+    fn a_slow_reader_gets_the_newest_frame_and_skips_the_rest() {
+        let slot = FrameSlot::new();
+        slot.publish(frame(1));
+        let Wait::Frame(f) = slot.wait_newer(None, Duration::ZERO) else { panic!() };
+        assert_eq!(f.seq, 1);
+        // The reader is busy while three frames are published; it then gets only the newest.
+        for s in 2..=4 {
+            slot.publish(frame(s));
+        }
+        let Wait::Frame(f) = slot.wait_newer(Some(1), Duration::ZERO) else { panic!() };
+        assert_eq!(f.seq, 4);
+    }
+
+    #[test]
+    fn waiting_readers_wake_on_publish() {
+        let slot = Arc::new(FrameSlot::new());
+        slot.publish(frame(1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (slot, tx) = (Arc::clone(&slot), tx.clone());
+                std::thread::spawn(move || {
+                    tx.send(()).unwrap();
+                    match slot.wait_newer(Some(1), Duration::from_secs(30)) {
+                        Wait::Frame(f) => f.seq,
+                        other => panic!("{other:?}"),
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            rx.recv().unwrap();
+        }
+        slot.publish(frame(2));
+        for r in readers {
+            assert_eq!(r.join().unwrap(), 2);
+        }
+    }
+
+    #[test]
+    fn waiting_readers_wake_on_close() {
+        let slot = Arc::new(FrameSlot::new());
+        let reader = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || slot.wait_newer(None, Duration::from_secs(30)))
+        };
+        slot.close();
+        assert!(matches!(reader.join().unwrap(), Wait::Closed));
+        assert!(matches!(slot.wait_newer(None, Duration::from_secs(30)), Wait::Closed));
+    }
+
+    #[test]
+    fn times_out_when_nothing_new() {
+        let slot = FrameSlot::new();
+        slot.publish(frame(7));
+        assert!(matches!(slot.wait_newer(Some(7), Duration::from_millis(20)), Wait::Timeout));
+    }
+
+    #[test]
+    fn watchers_are_counted() {
+        let slot = Arc::new(FrameSlot::new());
+        assert!(!slot.is_watched());
+        let a = slot.watch();
+        let b = slot.watch();
+        drop(a);
+        assert!(slot.is_watched());
+        drop(b);
+        assert!(!slot.is_watched());
+    }
+}
