@@ -1,0 +1,1 @@
+//! Tests of `list` and `snapshot`.

@@ -1,0 +1,1 @@
+//! Tests of contrib/ (being written).

@@ -1,0 +1,1 @@
+//! Tests of `camstream serve` (being written).

@@ -1,0 +1,2 @@
+//! Development tasks (being written).
+fn main() {}
