@@ -79,7 +79,13 @@ struct CaptureLoop {
 }
 
 impl CaptureLoop {
-    fn new(settings: SourceSettings, open: Opener, shared: Shared, encoder: Encoder, shutdown: Shutdown) -> Self {
+    fn new(
+        settings: SourceSettings,
+        open: Opener,
+        shared: Shared,
+        encoder: Encoder,
+        shutdown: Shutdown,
+    ) -> Self {
         shared.status.lock().unwrap_or_else(|e| e.into_inner()).spec = settings.spec.to_string();
         CaptureLoop {
             settings,
@@ -137,7 +143,10 @@ impl CaptureLoop {
         self.shared.metrics.source_up.set(0);
         self.shared.metrics.capture_fps.set(0.0);
         if msg != *last_error {
-            eprintln!("camstream: warning: source {}: {msg}; showing NO SIGNAL and retrying", self.settings.spec);
+            eprintln!(
+                "camstream: warning: source {}: {msg}; showing NO SIGNAL and retrying",
+                self.settings.spec
+            );
         }
         {
             let mut st = self.shared.status.lock().unwrap_or_else(|e| e.into_inner());
@@ -204,7 +213,10 @@ impl CaptureLoop {
             };
             let bad = source.bad_frames();
             if bad > self.bad_seen {
-                self.shared.metrics.source_bad_frames.inc_by(bad - self.bad_seen);
+                self.shared
+                    .metrics
+                    .source_bad_frames
+                    .inc_by(bad - self.bad_seen);
                 self.bad_seen = bad;
             }
             if let Err(e) = result {
@@ -227,7 +239,11 @@ impl CaptureLoop {
             let fps = f64::from(*n) / elapsed.as_secs_f64();
             let fps = (fps * 10.0).round() / 10.0;
             self.shared.metrics.capture_fps.set(fps);
-            self.shared.status.lock().unwrap_or_else(|e| e.into_inner()).fps = fps;
+            self.shared
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .fps = fps;
             self.fps_window = Some((0, Instant::now()));
         }
     }
@@ -236,7 +252,11 @@ impl CaptureLoop {
     fn publish(&mut self, raw: RawFrame) -> Result<()> {
         let captured = SystemTime::now();
         let (jpeg, width, height) = match raw {
-            RawFrame::Jpeg { data, width, height } => (data, width, height),
+            RawFrame::Jpeg {
+                data,
+                width,
+                height,
+            } => (data, width, height),
             RawFrame::Yuv(pic) => {
                 let jpeg = self.encode(&pic)?;
                 (jpeg, pic.width as u32, pic.height as u32)
@@ -249,12 +269,22 @@ impl CaptureLoop {
     fn encode(&mut self, pic: &Planar) -> Result<Vec<u8>> {
         let t = Instant::now();
         let jpeg = self.encoder.encode(pic)?;
-        self.shared.metrics.encode_seconds.observe(t.elapsed().as_secs_f64());
+        self.shared
+            .metrics
+            .encode_seconds
+            .observe(t.elapsed().as_secs_f64());
         self.shared.metrics.frames_encoded.inc();
         Ok(jpeg)
     }
 
-    fn put(&mut self, jpeg: Vec<u8>, width: u32, height: u32, captured: SystemTime, placeholder: bool) {
+    fn put(
+        &mut self,
+        jpeg: Vec<u8>,
+        width: u32,
+        height: u32,
+        captured: SystemTime,
+        placeholder: bool,
+    ) {
         self.seq += 1;
         self.shared.metrics.frame_bytes.set(jpeg.len() as i64);
         self.shared.slot.publish(Frame {
@@ -284,18 +314,44 @@ pub fn placeholder(size: Size, reason: &str, now: SystemTime) -> Planar {
     let big = (w / 160).clamp(1, 8);
     let title = "NO SIGNAL";
     let tw = draw::text_width(title, big);
-    draw::text(&mut pic, w.saturating_sub(tw) / 2, h / 3, big, title, draw::WHITE, [40, 128, 128]);
+    draw::text(
+        &mut pic,
+        w.saturating_sub(tw) / 2,
+        h / 3,
+        big,
+        title,
+        draw::WHITE,
+        [40, 128, 128],
+    );
     let small = (big / 2).max(1);
     let max_chars = (w / (8 * small)).saturating_sub(2).max(1);
-    let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let clock = format!("{:02}:{:02}:{:02} UTC", (since / 3600) % 24, (since / 60) % 60, since % 60);
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let clock = format!(
+        "{:02}:{:02}:{:02} UTC",
+        (since / 3600) % 24,
+        (since / 60) % 60,
+        since % 60
+    );
     let mut y = h / 3 + 8 * big + 6 * small;
     // The reason can be long (a device path and an OS error): wrap it to the picture's width.
     let reason: Vec<char> = reason.chars().collect();
-    for line in reason.chunks(max_chars).take(4).chain(std::iter::once(clock.chars().collect::<Vec<_>>().as_slice())) {
+    for line in reason.chunks(max_chars).take(4).chain(std::iter::once(
+        clock.chars().collect::<Vec<_>>().as_slice(),
+    )) {
         let s: String = line.iter().collect();
         let lw = draw::text_width(&s, small);
-        draw::text(&mut pic, w.saturating_sub(lw) / 2, y, small, &s, [200, 128, 128], [40, 128, 128]);
+        draw::text(
+            &mut pic,
+            w.saturating_sub(lw) / 2,
+            y,
+            small,
+            &s,
+            [200, 128, 128],
+            [40, 128, 128],
+        );
         y += 10 * small;
     }
     pic
@@ -322,14 +378,22 @@ mod tests {
                 anyhow::bail!("flaky source broke");
             }
             self.frames -= 1;
-            Ok(RawFrame::Yuv(Planar::filled(32, 32, Chroma::Yuv420, [200, 128, 128])))
+            Ok(RawFrame::Yuv(Planar::filled(
+                32,
+                32,
+                Chroma::Yuv420,
+                [200, 128, 128],
+            )))
         }
     }
 
     fn settings() -> SourceSettings {
         SourceSettings {
             spec: SourceSpec::Pattern,
-            size: Size { width: 32, height: 32 },
+            size: Size {
+                width: 32,
+                height: 32,
+            },
             fps: 200,
             quality: 80,
             format: crate::settings::FormatChoice::Auto,
@@ -365,7 +429,11 @@ mod tests {
         };
         let shutdown = Shutdown::new();
         let _watch = slot.watch();
-        let shared = Shared { slot: Arc::clone(&slot), metrics: Arc::clone(&metrics), status: Arc::clone(&status) };
+        let shared = Shared {
+            slot: Arc::clone(&slot),
+            metrics: Arc::clone(&metrics),
+            status: Arc::clone(&status),
+        };
         let t = spawn(settings(), opener, shared, shutdown.clone()).unwrap();
 
         let real = wait_for(&slot, None, |f| !f.placeholder);
@@ -382,7 +450,10 @@ mod tests {
 
         shutdown.trigger();
         t.join().unwrap();
-        assert!(matches!(slot.wait_newer(None, Duration::from_secs(5)), Wait::Closed));
+        assert!(matches!(
+            slot.wait_newer(None, Duration::from_secs(5)),
+            Wait::Closed
+        ));
     }
 
     #[test]
@@ -395,12 +466,16 @@ mod tests {
             status: Arc::new(Mutex::new(SourceStatus::default())),
         };
         let shutdown = Shutdown::new();
-        let opener: Opener = Box::new(|| Ok(Box::new(Flaky { frames: u32::MAX }) as Box<dyn Source>));
+        let opener: Opener =
+            Box::new(|| Ok(Box::new(Flaky { frames: u32::MAX }) as Box<dyn Source>));
         let t = spawn(settings(), opener, shared, shutdown.clone()).unwrap();
         // Let it capture a while (counted), with no watcher.
         let deadline = Instant::now() + Duration::from_secs(30);
         while metrics.frames_captured.get() < 20 {
-            assert!(Instant::now() < deadline, "the capture loop stopped capturing");
+            assert!(
+                Instant::now() < deadline,
+                "the capture loop stopped capturing"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(metrics.frames_encoded.get(), 0);
@@ -415,7 +490,14 @@ mod tests {
 
     #[test]
     fn placeholder_is_not_uniform() {
-        let p = placeholder(Size { width: 320, height: 240 }, "camera /dev/video0 was unplugged", SystemTime::now());
+        let p = placeholder(
+            Size {
+                width: 320,
+                height: 240,
+            },
+            "camera /dev/video0 was unplugged",
+            SystemTime::now(),
+        );
         let y = &p.data[..320 * 240];
         assert!(y.iter().any(|&v| v > 150));
     }

@@ -13,7 +13,12 @@ use crate::settings::{self, FormatChoice, Size, SourceSpec};
 
 /// Turn a camera into a bounded, observable MJPEG-over-HTTP service.
 #[derive(Debug, Parser)]
-#[command(name = "camstream", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "camstream",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -34,16 +34,41 @@ pub fn fill_rect(pic: &mut Planar, x: usize, y: usize, w: usize, h: usize, c: Yu
 
 /// Draws `text` with its top-left corner at (x, y), each font pixel `scale` pixels wide, on a
 /// background box so it stays legible on any picture. Returns the width drawn.
-pub fn text(pic: &mut Planar, x: usize, y: usize, scale: usize, s: &str, fg: Yuv, bg: Yuv) -> usize {
+pub fn text(
+    pic: &mut Planar,
+    x: usize,
+    y: usize,
+    scale: usize,
+    s: &str,
+    fg: Yuv,
+    bg: Yuv,
+) -> usize {
     let cell = 8 * scale;
     let w = s.chars().count() * cell;
-    fill_rect(pic, x.saturating_sub(scale), y.saturating_sub(scale), w + 2 * scale, cell + 2 * scale, bg);
+    fill_rect(
+        pic,
+        x.saturating_sub(scale),
+        y.saturating_sub(scale),
+        w + 2 * scale,
+        cell + 2 * scale,
+        bg,
+    );
     for (i, ch) in s.chars().enumerate() {
-        let glyph = BASIC_LEGACY.get(ch as usize).copied().unwrap_or(BASIC_LEGACY[b'?' as usize]);
+        let glyph = BASIC_LEGACY
+            .get(ch as usize)
+            .copied()
+            .unwrap_or(BASIC_LEGACY[b'?' as usize]);
         for (gy, bits) in glyph.iter().enumerate() {
             for gx in 0..8 {
                 if bits & (1 << gx) != 0 {
-                    fill_rect(pic, x + i * cell + gx * scale, y + gy * scale, scale, scale, fg);
+                    fill_rect(
+                        pic,
+                        x + i * cell + gx * scale,
+                        y + gy * scale,
+                        scale,
+                        scale,
+                        fg,
+                    );
                 }
             }
         }

@@ -17,7 +17,10 @@ impl Encoder {
         compressor
             .set_quality(i32::from(quality))
             .with_context(|| format!("JPEG quality {quality} rejected"))?;
-        Ok(Encoder { compressor, out: Vec::new() })
+        Ok(Encoder {
+            compressor,
+            out: Vec::new(),
+        })
     }
 
     /// Encodes a planar picture; the JPEG keeps the picture's chroma subsampling.

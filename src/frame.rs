@@ -30,7 +30,12 @@ impl Planar {
         let (u, v) = uv.split_at_mut(cw * ch);
         u.fill(yuv[1]);
         v.fill(yuv[2]);
-        Planar { width, height, chroma, data }
+        Planar {
+            width,
+            height,
+            chroma,
+            data,
+        }
     }
 
     /// Width and height of each chroma plane.
@@ -54,7 +59,11 @@ impl Planar {
 #[derive(Debug)]
 pub enum RawFrame {
     /// An already-compressed JPEG (an MJPEG camera or a file), passed through untouched.
-    Jpeg { data: Vec<u8>, width: u32, height: u32 },
+    Jpeg {
+        data: Vec<u8>,
+        width: u32,
+        height: u32,
+    },
     /// Pixels to encode.
     Yuv(Planar),
 }

@@ -16,7 +16,9 @@ pub fn run(args: &ListArgs) -> Result<()> {
         return Ok(out.flush()?);
     }
     if cams.is_empty() {
-        eprintln!("camstream: no cameras found (camstream serve --source pattern runs without one)");
+        eprintln!(
+            "camstream: no cameras found (camstream serve --source pattern runs without one)"
+        );
         return Ok(());
     }
     write_text(&mut out, &cams)?;
@@ -42,7 +44,13 @@ fn write_text(out: &mut impl Write, cams: &[CameraInfo]) -> io::Result<()> {
             writeln!(out, "  {} ({})", f.fourcc, f.description)?;
             for s in &f.sizes {
                 let fps: Vec<String> = s.fps.iter().map(|v| format!("{v}")).collect();
-                writeln!(out, "    {:>4}x{:<4}  {} fps", s.width, s.height, fps.join(", "))?;
+                writeln!(
+                    out,
+                    "    {:>4}x{:<4}  {} fps",
+                    s.width,
+                    s.height,
+                    fps.join(", ")
+                )?;
             }
         }
     }

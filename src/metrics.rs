@@ -3,7 +3,8 @@
 
 use anyhow::Result;
 use prometheus::{
-    Encoder as _, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry, TextEncoder,
+    Encoder as _, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -45,19 +46,26 @@ impl Metrics {
     pub fn new() -> Result<Metrics> {
         let r = Registry::new();
         let capture_fps = Gauge::with_opts(
-            Opts::new("capture_fps", "Frames per second delivered by the source, over the last second.")
-                .namespace("camstream"),
+            Opts::new(
+                "capture_fps",
+                "Frames per second delivered by the source, over the last second.",
+            )
+            .namespace("camstream"),
         )?;
         r.register(Box::new(capture_fps.clone()))?;
         // Buckets from 0.5 ms to 100 ms: a 640x480 frame takes ~1 ms, 1080p ~4 ms, a slow Pi ~30 ms.
         let encode_seconds = Histogram::with_opts(
             HistogramOpts::new("encode_seconds", "Time to encode one frame to JPEG.")
                 .namespace("camstream")
-                .buckets(vec![0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.066, 0.1]),
+                .buckets(vec![
+                    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.066, 0.1,
+                ]),
         )?;
         r.register(Box::new(encode_seconds.clone()))?;
         #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Metrics {
             frames_captured: counter(&r, "frames_captured_total", "Frames received from the source.")?,
             frames_encoded: counter(&r, "frames_encoded_total", "Frames encoded to JPEG by camstream (passed-through frames are not).")?,
@@ -107,7 +115,10 @@ mod tests {
         assert!(text.contains("camstream_encode_seconds_bucket{le=\"0.002\"} 1\n"));
         assert!(text.contains("process_resident_memory_bytes"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            assert!(line.starts_with("camstream_") || line.starts_with("process_"), "{line}");
+            assert!(
+                line.starts_with("camstream_") || line.starts_with("process_"),
+                "{line}"
+            );
         }
     }
 }

@@ -136,7 +136,10 @@ impl ServeSettings {
         ServeSettings {
             source: SourceSettings {
                 spec: SourceSpec::Pattern,
-                size: Size { width: 320, height: 240 },
+                size: Size {
+                    width: 320,
+                    height: 240,
+                },
                 fps: 30,
                 quality: 80,
                 format: FormatChoice::Auto,
@@ -186,12 +189,13 @@ pub fn parse_size(s: &str) -> Result<Size, String> {
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("'{s}' is not a size like 640x480"))?;
     let parse = |v: &str, what: &str, max: u32| -> Result<u32, String> {
-        let n: u32 = v
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{s}' is not a size like 640x480 ({what} '{v}' is not a number)"))?;
+        let n: u32 = v.trim().parse().map_err(|_| {
+            format!("'{s}' is not a size like 640x480 ({what} '{v}' is not a number)")
+        })?;
         if !(16..=max).contains(&n) || n % 2 != 0 {
-            return Err(format!("{what} {n} in '{s}' must be an even number from 16 to {max}"));
+            return Err(format!(
+                "{what} {n} in '{s}' must be an even number from 16 to {max}"
+            ));
         }
         Ok(n)
     };
@@ -240,24 +244,64 @@ mod tests {
 
     #[test]
     fn sources() {
-        assert_eq!(parse_source("camera"), Ok(SourceSpec::Camera(CameraSelector::First)));
-        assert_eq!(parse_source("camera:2"), Ok(SourceSpec::Camera(CameraSelector::Index(2))));
+        assert_eq!(
+            parse_source("camera"),
+            Ok(SourceSpec::Camera(CameraSelector::First))
+        );
+        assert_eq!(
+            parse_source("camera:2"),
+            Ok(SourceSpec::Camera(CameraSelector::Index(2)))
+        );
         assert_eq!(
             parse_source("camera:/dev/v4l/by-id/usb-x"),
-            Ok(SourceSpec::Camera(CameraSelector::Path("/dev/v4l/by-id/usb-x".into())))
+            Ok(SourceSpec::Camera(CameraSelector::Path(
+                "/dev/v4l/by-id/usb-x".into()
+            )))
         );
         assert_eq!(parse_source("pattern"), Ok(SourceSpec::Pattern));
-        assert_eq!(parse_source("file:a.mjpeg"), Ok(SourceSpec::File("a.mjpeg".into())));
-        for bad in ["", "webcam", "camera:", "camera:x", "file:", "file", "pattern:1"] {
+        assert_eq!(
+            parse_source("file:a.mjpeg"),
+            Ok(SourceSpec::File("a.mjpeg".into()))
+        );
+        for bad in [
+            "",
+            "webcam",
+            "camera:",
+            "camera:x",
+            "file:",
+            "file",
+            "pattern:1",
+        ] {
             assert!(parse_source(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("640x480"), Ok(Size { width: 640, height: 480 }));
-        assert_eq!(parse_size("1280X720"), Ok(Size { width: 1280, height: 720 }));
-        for bad in ["640", "x", "641x480", "0x0", "8x8", "99999x480", "axb", "640x480x2"] {
+        assert_eq!(
+            parse_size("640x480"),
+            Ok(Size {
+                width: 640,
+                height: 480
+            })
+        );
+        assert_eq!(
+            parse_size("1280X720"),
+            Ok(Size {
+                width: 1280,
+                height: 720
+            })
+        );
+        for bad in [
+            "640",
+            "x",
+            "641x480",
+            "0x0",
+            "8x8",
+            "99999x480",
+            "axb",
+            "640x480x2",
+        ] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.contains(bad), "{bad}: {e}");
         }
@@ -277,7 +321,10 @@ mod tests {
     #[test]
     fn listen() {
         assert_eq!(parse_listen("127.0.0.1:0").unwrap().port(), 0);
-        assert_eq!(parse_listen("8081").unwrap(), "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(
+            parse_listen("8081").unwrap(),
+            "127.0.0.1:8081".parse().unwrap()
+        );
         assert!(parse_listen("[::1]:80").unwrap().is_ipv6());
         assert!(parse_listen("nonsense").is_err());
     }

@@ -42,7 +42,12 @@ impl Shutdown {
             if now >= deadline {
                 return false;
             }
-            g = self.0.cond.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .0
+                .cond
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 

@@ -3,12 +3,14 @@
 //!
 //! Reading is an `ArcSwapOption` load, so publishing never waits for readers and a slow reader
 //! simply finds a newer frame next time (it skips the ones in between). Readers that want the
-//! next frame sleep on a condition variable keyed by the sequence number; the mutex guards only
-//! that number, never a frame or any I/O. The slot also counts who is watching, so the capture
-//! loop encodes only while somebody wants frames.
+//! next frame sleep on a futex over a generation counter that every publish bumps: one publish
+//! wakes every waiter with one system call, and no waiter has to take a lock to go on (a
+//! condition variable would make hundreds of viewers queue up on its mutex for every frame).
+//! The slot also counts who is watching, so the capture loop encodes only while somebody wants
+//! frames.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -29,9 +31,8 @@ pub enum Wait {
 #[derive(Default)]
 pub struct FrameSlot {
     latest: ArcSwapOption<Frame>,
-    /// The newest published sequence number, for waiting readers.
-    published: Mutex<u64>,
-    cond: Condvar,
+    /// Bumped after every publish and on close; waiters sleep while it keeps its value.
+    generation: AtomicU32,
     closed: AtomicBool,
     watchers: AtomicUsize,
 }
@@ -43,11 +44,11 @@ impl FrameSlot {
 
     /// Makes `frame` the newest frame and wakes every waiting reader.
     pub fn publish(&self, frame: Frame) {
-        let seq = frame.seq;
         self.latest.store(Some(Arc::new(frame)));
-        // Taking the lock orders this store before any waiter's re-check, so no wake-up is lost.
-        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = seq;
-        self.cond.notify_all();
+        // Bumped after the store: a waiter that saw the old generation either sees the new frame
+        // on its re-check or finds the generation changed and does not sleep.
+        self.generation.fetch_add(1, Ordering::Release);
+        futex::wake_all(&self.generation);
     }
 
     /// The newest frame, if any was published.
@@ -58,33 +59,32 @@ impl FrameSlot {
     /// Waits until a frame with a sequence number above `after` is published, the timeout
     /// passes, or the slot is closed. Sleeps meanwhile; never polls.
     pub fn wait_newer(&self, after: Option<u64>, timeout: Duration) -> Wait {
-        let newer = |f: &Arc<Frame>| after.is_none_or(|s| f.seq > s);
         let deadline = Instant::now() + timeout;
-        let mut guard = self.published.lock().unwrap_or_else(|e| e.into_inner());
         loop {
+            let generation = self.generation.load(Ordering::Acquire);
             if self.closed.load(Ordering::Acquire) {
                 return Wait::Closed;
             }
-            if let Some(f) = self.latest.load_full().filter(newer) {
+            if let Some(f) = self
+                .latest
+                .load_full()
+                .filter(|f| after.is_none_or(|s| f.seq > s))
+            {
                 return Wait::Frame(f);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Wait::Timeout;
             }
-            guard = self
-                .cond
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            futex::wait(&self.generation, generation, deadline - now);
         }
     }
 
     /// Wakes every reader for good: later waits return [`Wait::Closed`] at once.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let _guard = self.published.lock().unwrap_or_else(|e| e.into_inner());
-        self.cond.notify_all();
+        self.generation.fetch_add(1, Ordering::Release);
+        futex::wake_all(&self.generation);
     }
 
     pub fn is_closed(&self) -> bool {
@@ -94,7 +94,9 @@ impl FrameSlot {
     /// Registers interest in frames for as long as the guard lives.
     pub fn watch(self: &Arc<Self>) -> WatchGuard {
         self.watchers.fetch_add(1, Ordering::AcqRel);
-        WatchGuard { slot: Arc::clone(self) }
+        WatchGuard {
+            slot: Arc::clone(self),
+        }
     }
 
     /// Whether anybody wants frames now, i.e. whether encoding is worth doing.
@@ -111,6 +113,44 @@ pub struct WatchGuard {
 impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.slot.watchers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The two futex operations the slot needs (Linux; camstream's cameras are V4L2 anyway).
+mod futex {
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    /// Sleeps while `*word == expected`, at most `timeout`; may return early (spuriously).
+    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: the address is a live AtomicU32 for the duration of the call; FUTEX_WAIT only
+        // reads it. Errors (EAGAIN: value changed, EINTR, ETIMEDOUT) all mean "re-check".
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                expected,
+                &ts as *const libc::timespec,
+            );
+        }
+    }
+
+    /// Wakes every thread sleeping on `word`.
+    pub fn wake_all(word: &AtomicU32) {
+        // SAFETY: as above; FUTEX_WAKE does not touch the memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+            );
+        }
     }
 }
 
@@ -167,13 +207,17 @@ mod tests {
     fn a_slow_reader_gets_the_newest_frame_and_skips_the_rest() {
         let slot = FrameSlot::new();
         slot.publish(frame(1));
-        let Wait::Frame(f) = slot.wait_newer(None, Duration::ZERO) else { panic!() };
+        let Wait::Frame(f) = slot.wait_newer(None, Duration::ZERO) else {
+            panic!()
+        };
         assert_eq!(f.seq, 1);
         // The reader is busy while three frames are published; it then gets only the newest.
         for s in 2..=4 {
             slot.publish(frame(s));
         }
-        let Wait::Frame(f) = slot.wait_newer(Some(1), Duration::ZERO) else { panic!() };
+        let Wait::Frame(f) = slot.wait_newer(Some(1), Duration::ZERO) else {
+            panic!()
+        };
         assert_eq!(f.seq, 4);
     }
 
@@ -212,14 +256,20 @@ mod tests {
         };
         slot.close();
         assert!(matches!(reader.join().unwrap(), Wait::Closed));
-        assert!(matches!(slot.wait_newer(None, Duration::from_secs(30)), Wait::Closed));
+        assert!(matches!(
+            slot.wait_newer(None, Duration::from_secs(30)),
+            Wait::Closed
+        ));
     }
 
     #[test]
     fn times_out_when_nothing_new() {
         let slot = FrameSlot::new();
         slot.publish(frame(7));
-        assert!(matches!(slot.wait_newer(Some(7), Duration::from_millis(20)), Wait::Timeout));
+        assert!(matches!(
+            slot.wait_newer(Some(7), Duration::from_millis(20)),
+            Wait::Timeout
+        ));
     }
 
     #[test]

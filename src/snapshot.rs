@@ -56,7 +56,10 @@ impl Output {
             _ => Path::new("."),
         };
         if !dir.exists() {
-            bail!("cannot write {shown}: folder {} does not exist", dir.display());
+            bail!(
+                "cannot write {shown}: folder {} does not exist",
+                dir.display()
+            );
         }
         if !dir.is_dir() {
             bail!("cannot write {shown}: {} is not a folder", dir.display());
@@ -69,17 +72,24 @@ impl Output {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| match e.kind() {
-                io::ErrorKind::PermissionDenied => anyhow!("cannot write {shown}: permission denied"),
+                io::ErrorKind::PermissionDenied => {
+                    anyhow!("cannot write {shown}: permission denied")
+                }
                 _ => anyhow!("cannot write {shown}: {e}"),
             })?;
-        Ok(Output::File { tmp, path: path.to_path_buf() })
+        Ok(Output::File {
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
 
     fn commit(self, jpeg: &[u8]) -> Result<()> {
         match self {
             Output::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(jpeg).and_then(|_| out.flush()).context("cannot write to stdout")
+                out.write_all(jpeg)
+                    .and_then(|_| out.flush())
+                    .context("cannot write to stdout")
             }
             Output::File { mut tmp, path } => {
                 let shown = path.display();
@@ -89,7 +99,8 @@ impl Output {
                 // Files default to 0600 in tempfile; a snapshot is meant to be shared like any
                 // file the user writes, so apply the usual umask-derived mode.
                 set_default_mode(tmp.as_file());
-                tmp.persist(&path).map_err(|e| anyhow!("cannot write {shown}: {}", e.error))?;
+                tmp.persist(&path)
+                    .map_err(|e| anyhow!("cannot write {shown}: {}", e.error))?;
                 Ok(())
             }
         }
@@ -105,7 +116,7 @@ fn set_default_mode(f: &std::fs::File) {
         libc::umask(m);
         m
     };
-    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o666 & !u32::from(mask)));
+    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o666 & !mask));
 }
 
 #[cfg(not(unix))]

@@ -49,7 +49,8 @@ pub fn parse_head(buf: &[u8], peer: SocketAddr) -> Result<Head, HeadError> {
         }
         Err(_) => return Err(HeadError::Reject(400, "malformed request")),
     }
-    let (Some(method), Some(path), Some(minor_version)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(path), Some(minor_version)) = (req.method, req.path, req.version)
+    else {
         return Err(HeadError::Reject(400, "malformed request"));
     };
     if !path.starts_with('/') {
@@ -101,13 +102,24 @@ pub fn write_response(
     // Bodies here are small and in memory; reading one fully gives it a Content-Length.
     let mut bytes = Vec::with_capacity(len.unwrap_or(0));
     body.read_to_end(&mut bytes)?;
-    let mut head = format!("HTTP/1.{} {} {}\r\n", minor_version.min(1), resp.status_code, reason(resp.status_code));
+    let mut head = format!(
+        "HTTP/1.{} {} {}\r\n",
+        minor_version.min(1),
+        resp.status_code,
+        reason(resp.status_code)
+    );
     for (k, v) in &resp.headers {
-        if !["connection", "content-length", "transfer-encoding"].iter().any(|h| k.eq_ignore_ascii_case(h)) {
+        if !["connection", "content-length", "transfer-encoding"]
+            .iter()
+            .any(|h| k.eq_ignore_ascii_case(h))
+        {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", bytes.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
+    ));
     out.write_all(head.as_bytes())?;
     if !head_only {
         out.write_all(&bytes)?;
@@ -131,7 +143,11 @@ mod tests {
 
     #[test]
     fn parses_a_request_with_query() {
-        let h = parse_head(b"GET /stream?fps=5&timestamp=1 HTTP/1.1\r\nHost: x\r\n\r\n", peer()).unwrap();
+        let h = parse_head(
+            b"GET /stream?fps=5&timestamp=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            peer(),
+        )
+        .unwrap();
         assert_eq!(h.request.method(), "GET");
         assert_eq!(h.request.url(), "/stream");
         assert_eq!(h.request.get_param("fps").as_deref(), Some("5"));
@@ -142,16 +158,37 @@ mod tests {
 
     #[test]
     fn rejects_bad_heads_with_the_right_status() {
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost", peer()).unwrap_err(), HeadError::Partial);
-        assert_eq!(parse_head(b"\x00\x01garbage\r\n\r\n", peer()).unwrap_err(), HeadError::Reject(400, "malformed request"));
-        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\n\r\n", peer()), Err(HeadError::Reject(400, _))));
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nHost", peer()).unwrap_err(),
+            HeadError::Partial
+        );
+        assert_eq!(
+            parse_head(b"\x00\x01garbage\r\n\r\n", peer()).unwrap_err(),
+            HeadError::Reject(400, "malformed request")
+        );
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\n\r\n", peer()),
+            Err(HeadError::Reject(400, _))
+        ));
         let long_line = format!("GET /{} HTTP/1.1", "a".repeat(MAX_REQUEST_LINE));
-        assert!(matches!(parse_head(long_line.as_bytes(), peer()), Err(HeadError::Reject(414, _))));
-        let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
-        assert!(matches!(parse_head(big.as_bytes(), peer()), Err(HeadError::Reject(431, _))));
+        assert!(matches!(
+            parse_head(long_line.as_bytes(), peer()),
+            Err(HeadError::Reject(414, _))
+        ));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n",
+            "a".repeat(MAX_HEAD)
+        );
+        assert!(matches!(
+            parse_head(big.as_bytes(), peer()),
+            Err(HeadError::Reject(431, _))
+        ));
         let many: String = (0..100).map(|i| format!("X-{i}: 1\r\n")).collect();
         let req = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
-        assert!(matches!(parse_head(req.as_bytes(), peer()), Err(HeadError::Reject(431, _))));
+        assert!(matches!(
+            parse_head(req.as_bytes(), peer()),
+            Err(HeadError::Reject(431, _))
+        ));
     }
 
     #[test]
@@ -160,10 +197,16 @@ mod tests {
         write_response(&mut out, text(404, "no such page"), 1, false).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("HTTP/1.1 404 Not Found\r\n"), "{s}");
-        assert!(s.contains("Content-Length: 13\r\nConnection: close\r\n\r\nno such page\n"), "{s}");
+        assert!(
+            s.contains("Content-Length: 13\r\nConnection: close\r\n\r\nno such page\n"),
+            "{s}"
+        );
         let mut out = Vec::new();
         write_response(&mut out, text(200, "hi"), 0, true).unwrap();
         let s = String::from_utf8(out).unwrap();
-        assert!(s.starts_with("HTTP/1.0 200 OK\r\n") && s.ends_with("\r\n\r\n"), "{s}");
+        assert!(
+            s.starts_with("HTTP/1.0 200 OK\r\n") && s.ends_with("\r\n\r\n"),
+            "{s}"
+        );
     }
 }

@@ -57,10 +57,15 @@ pub struct ConnSlot {
 
 impl ConnSlot {
     fn take(open: &Arc<AtomicUsize>, max: usize, gauge: &prometheus::IntGauge) -> Option<ConnSlot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()?;
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
         gauge.inc();
-        Some(ConnSlot { open: Arc::clone(open), gauge: gauge.clone() })
+        Some(ConnSlot {
+            open: Arc::clone(open),
+            gauge: gauge.clone(),
+        })
     }
 }
 
@@ -114,7 +119,8 @@ impl Acceptor {
     ) -> Result<(Acceptor, Arc<Waker>)> {
         let poll = Poll::new().context("cannot create the poller")?;
         let mut listener = TcpListener::from_std(listener);
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let acceptor = Acceptor {
             poll,
@@ -133,12 +139,10 @@ impl Acceptor {
     pub fn run(mut self, stop: impl Fn() -> bool) {
         let mut events = Events::with_capacity(1024);
         while !stop() {
-            let timeout = self
-                .pending
-                .values()
-                .map(|p| p.deadline)
-                .min()
-                .map(|d| d.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
+            let timeout =
+                self.pending.values().map(|p| p.deadline).min().map(|d| {
+                    d.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
+                });
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     eprintln!("camstream: error: polling connections failed: {e}");
@@ -164,8 +168,11 @@ impl Acceptor {
                 // Out of fds or the peer already gone: try again on the next wake-up.
                 Err(_) => return,
             };
-            let Some(slot) = ConnSlot::take(&self.open, self.limits.max_connections, &self.metrics.connections)
-            else {
+            let Some(slot) = ConnSlot::take(
+                &self.open,
+                self.limits.max_connections,
+                &self.metrics.connections,
+            ) else {
                 self.metrics.connections_rejected.inc();
                 reject(&mut conn, 503, "too many connections", Some(1));
                 continue;
@@ -173,16 +180,32 @@ impl Acceptor {
             let _ = conn.set_nodelay(true);
             let token = Token(self.next_token);
             self.next_token = self.next_token.wrapping_add(1).max(2);
-            if self.poll.registry().register(&mut conn, token, Interest::READABLE).is_err() {
+            if self
+                .poll
+                .registry()
+                .register(&mut conn, token, Interest::READABLE)
+                .is_err()
+            {
                 continue;
             }
             let deadline = Instant::now() + self.limits.header_timeout;
-            self.pending.insert(token, Pending { conn, buf: Vec::new(), deadline, peer, slot });
+            self.pending.insert(
+                token,
+                Pending {
+                    conn,
+                    buf: Vec::new(),
+                    deadline,
+                    peer,
+                    slot,
+                },
+            );
         }
     }
 
     fn read_head(&mut self, token: Token) {
-        let Some(p) = self.pending.get_mut(&token) else { return };
+        let Some(p) = self.pending.get_mut(&token) else {
+            return;
+        };
         let mut chunk = [0u8; 4096];
         let mut eof = false;
         loop {
@@ -228,8 +251,12 @@ impl Acceptor {
         let Pending { conn, slot, .. } = p;
         let conn: TcpStream = conn.into();
         let ready = conn.set_nonblocking(false).is_ok()
-            && conn.set_read_timeout(Some(self.limits.header_timeout)).is_ok()
-            && conn.set_write_timeout(Some(self.limits.send_timeout)).is_ok();
+            && conn
+                .set_read_timeout(Some(self.limits.header_timeout))
+                .is_ok()
+            && conn
+                .set_write_timeout(Some(self.limits.send_timeout))
+                .is_ok();
         if !ready {
             return;
         }
@@ -238,7 +265,9 @@ impl Acceptor {
             Err(TrySendError::Full(mut job)) => {
                 self.metrics.connections_rejected.inc();
                 let _ = job.conn.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = job.conn.write_all(&error_bytes(503, "server busy", Some(1)));
+                let _ = job
+                    .conn
+                    .write_all(&error_bytes(503, "server busy", Some(1)));
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
@@ -253,7 +282,12 @@ impl Acceptor {
     /// Answers 408 to every connection whose head did not arrive in time.
     fn expire(&mut self) {
         let now = Instant::now();
-        let late: Vec<Token> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(t, _)| *t).collect();
+        let late: Vec<Token> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
         for t in late {
             if let Some(mut p) = self.drop_pending(t) {
                 // Only bother answering someone who started a request.
@@ -267,7 +301,9 @@ impl Acceptor {
 
 /// The bytes of a short error response that closes the connection.
 pub fn error_bytes(code: u16, why: &str, retry_after: Option<u32>) -> Vec<u8> {
-    let retry = retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();
+    let retry = retry_after
+        .map(|s| format!("Retry-After: {s}\r\n"))
+        .unwrap_or_default();
     format!(
         "HTTP/1.1 {code} {}\r\nContent-Type: text/plain; charset=utf-8\r\n{retry}Content-Length: {}\r\nConnection: close\r\n\r\n{why}\n",
         http::reason(code),

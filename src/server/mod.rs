@@ -117,7 +117,14 @@ impl Server {
             })
             .collect::<Result<Vec<_>>>()?;
 
-        Ok(Server { addr, app, waker, acceptor: Some(acceptor), workers, capture: Some(capture) })
+        Ok(Server {
+            addr,
+            app,
+            waker,
+            acceptor: Some(acceptor),
+            workers,
+            capture: Some(capture),
+        })
     }
 
     /// The address actually bound (port 0 resolved).
@@ -166,27 +173,46 @@ fn worker(jobs: Receiver<Job>, app: &Arc<App>, pool: &ViewerPool) {
 }
 
 fn handle(job: Job, app: &Arc<App>, pool: &ViewerPool) {
-    let Job { mut conn, head, slot } = job;
+    let Job {
+        mut conn,
+        head,
+        slot,
+    } = job;
     let head_only = head.request.method() == "HEAD";
     let minor = head.minor_version;
     let origin = app.settings.allow_origin.as_deref();
     let resp = match routes::route(&head.request, app) {
         Reply::Response(r) => r,
         Reply::Stream { .. } if head_only => {
-            let _ = std::io::Write::write_all(&mut conn, stream::response_head(minor, origin).as_bytes());
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                stream::response_head(minor, origin).as_bytes(),
+            );
             return;
         }
         Reply::Stream { max_fps } => match app.admission.try_admit() {
             Some(ticket) => {
                 // The viewer is served by the pool; the socket's send timeout evicts a stalled one.
                 let _ = conn.set_read_timeout(None);
-                pool.dispatch(ViewerJob { conn, slot, ticket, minor_version: minor, max_fps });
+                pool.dispatch(ViewerJob {
+                    conn,
+                    slot,
+                    ticket,
+                    minor_version: minor,
+                    max_fps,
+                });
                 return;
             }
             None => {
                 app.metrics.viewers_rejected.inc();
-                http::text(503, &format!("all {} stream slots are taken; retry later", app.settings.max_clients))
-                    .with_unique_header("Retry-After", "1")
+                http::text(
+                    503,
+                    &format!(
+                        "all {} stream slots are taken; retry later",
+                        app.settings.max_clients
+                    ),
+                )
+                .with_unique_header("Retry-After", "1")
             }
         },
     };

@@ -22,7 +22,9 @@ const INDEX_HTML: &str = include_str!("index.html");
 pub enum Reply {
     Response(Response),
     /// An MJPEG stream, capped at `max_fps` frames per second if set.
-    Stream { max_fps: Option<u32> },
+    Stream {
+        max_fps: Option<u32>,
+    },
 }
 
 impl From<Response> for Reply {
@@ -50,11 +52,19 @@ pub fn route(req: &rouille::Request, app: &App) -> Reply {
     match (url.as_str(), action.as_deref()) {
         ("/" | "/stream", Some("stream")) | ("/stream", _) => stream(req),
         ("/" | "/snapshot", Some("snapshot")) | ("/snapshot", _) => snapshot(app).into(),
-        ("/metrics", _) => Response::from_data("text/plain; version=0.0.4; charset=utf-8", app.metrics.render()).into(),
+        ("/metrics", _) => Response::from_data(
+            "text/plain; version=0.0.4; charset=utf-8",
+            app.metrics.render(),
+        )
+        .into(),
         ("/healthz", _) => healthz(app).into(),
         ("/state", _) => state(app).into(),
         ("/", _) => Response::html(INDEX_HTML).into(),
-        _ => text(404, "not found (try /stream, /snapshot, /metrics, /healthz, /state)").into(),
+        _ => text(
+            404,
+            "not found (try /stream, /snapshot, /metrics, /healthz, /state)",
+        )
+        .into(),
     }
 }
 
@@ -81,7 +91,10 @@ fn options(app: &App) -> Response {
 
 /// Headers that stop browsers and proxies from caching live pictures.
 pub const NO_CACHE: [(&str, &str); 3] = [
-    ("Cache-Control", "no-store, no-cache, must-revalidate, max-age=0"),
+    (
+        "Cache-Control",
+        "no-store, no-cache, must-revalidate, max-age=0",
+    ),
     ("Pragma", "no-cache"),
     ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
 ];
@@ -90,7 +103,10 @@ fn snapshot(app: &App) -> Response {
     // Watching makes the capture loop encode; waiting for a newer frame makes it fresh.
     let _watch = app.slot.watch();
     let newest = app.slot.latest();
-    let frame = match app.slot.wait_newer(newest.as_ref().map(|f| f.seq), SNAPSHOT_WAIT) {
+    let frame = match app
+        .slot
+        .wait_newer(newest.as_ref().map(|f| f.seq), SNAPSHOT_WAIT)
+    {
         Wait::Frame(f) => Some(f),
         Wait::Timeout => newest,
         Wait::Closed => None,
@@ -98,7 +114,8 @@ fn snapshot(app: &App) -> Response {
     let Some(f) = frame else {
         return text(503, "no frame available yet").with_unique_header("Retry-After", "1");
     };
-    let mut r = Response::from_data("image/jpeg", f.jpeg.to_vec()).with_unique_header("X-Timestamp", f.timestamp());
+    let mut r = Response::from_data("image/jpeg", f.jpeg.to_vec())
+        .with_unique_header("X-Timestamp", f.timestamp());
     for (k, v) in NO_CACHE {
         r = r.with_unique_header(k, v);
     }
@@ -110,7 +127,13 @@ fn healthz(app: &App) -> Response {
     if st.up {
         text(200, &format!("ok: {}", st.active))
     } else {
-        text(503, &format!("source down: {}", st.error.unwrap_or_else(|| "starting".into())))
+        text(
+            503,
+            &format!(
+                "source down: {}",
+                st.error.unwrap_or_else(|| "starting".into())
+            ),
+        )
     }
 }
 
@@ -118,7 +141,9 @@ fn state(app: &App) -> Response {
     let st = app.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let m = &app.metrics;
     let frame = app.slot.latest().map(|f: Arc<crate::frame::Frame>| {
-        let age = SystemTime::now().duration_since(f.captured).unwrap_or_default();
+        let age = SystemTime::now()
+            .duration_since(f.captured)
+            .unwrap_or_default();
         json!({
             "seq": f.seq,
             "width": f.width,

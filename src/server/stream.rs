@@ -71,7 +71,10 @@ pub fn serve(conn: &mut TcpStream, app: &App, minor_version: u8, max_fps: Option
             }
             next_allowed = Instant::now() + gap;
         }
-        let frame = match app.slot.wait_newer(last.as_ref().map(|f| f.seq), IDLE_RESEND) {
+        let frame = match app
+            .slot
+            .wait_newer(last.as_ref().map(|f| f.seq), IDLE_RESEND)
+        {
             Wait::Frame(f) => {
                 if let (Some(prev), None) = (&last, min_gap) {
                     // Frames published while this viewer was still writing the previous one.
@@ -105,7 +108,11 @@ fn send_part(conn: &mut TcpStream, f: &Frame) -> io::Result<u64> {
         f.timestamp()
     );
     let tail = format!("\r\n--{BOUNDARY}\r\n");
-    let parts = [IoSlice::new(head.as_bytes()), IoSlice::new(&f.jpeg), IoSlice::new(tail.as_bytes())];
+    let parts = [
+        IoSlice::new(head.as_bytes()),
+        IoSlice::new(&f.jpeg),
+        IoSlice::new(tail.as_bytes()),
+    ];
     write_all(conn, &parts)?;
     Ok((head.len() + f.jpeg.len() + tail.len()) as u64)
 }

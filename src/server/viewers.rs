@@ -35,16 +35,24 @@ pub struct Admission {
 
 impl Admission {
     pub fn new(max: usize, gauge: prometheus::IntGauge) -> Arc<Admission> {
-        Arc::new(Admission { max, active: AtomicUsize::new(0), gauge })
+        Arc::new(Admission {
+            max,
+            active: AtomicUsize::new(0),
+            gauge,
+        })
     }
 
     /// A slot if one is free.
     pub fn try_admit(self: &Arc<Self>) -> Option<Ticket> {
         self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
             .ok()?;
         self.gauge.inc();
-        Some(Ticket { admission: Arc::clone(self) })
+        Some(Ticket {
+            admission: Arc::clone(self),
+        })
     }
 
     pub fn active(&self) -> usize {
@@ -73,7 +81,12 @@ impl ViewerPool {
     pub fn new(app: Arc<App>) -> Arc<ViewerPool> {
         // Never more queued than admitted, and never more admitted than max_clients.
         let (tx, rx) = crossbeam_channel::bounded(app.settings.max_clients);
-        Arc::new(ViewerPool { tx, rx, spawned: Mutex::new(0), app })
+        Arc::new(ViewerPool {
+            tx,
+            rx,
+            spawned: Mutex::new(0),
+            app,
+        })
     }
 
     /// Hands an admitted viewer to a pool thread, starting one if every thread is busy.
@@ -81,7 +94,11 @@ impl ViewerPool {
         {
             // Keep one thread per admitted viewer: admission already bounds the count.
             let mut spawned = self.spawned.lock().unwrap_or_else(|e| e.into_inner());
-            let needed = self.app.admission.active().min(self.app.settings.max_clients);
+            let needed = self
+                .app
+                .admission
+                .active()
+                .min(self.app.settings.max_clients);
             while *spawned < needed {
                 let (rx, app) = (self.rx.clone(), Arc::clone(&self.app));
                 let started = std::thread::Builder::new()

@@ -107,7 +107,8 @@ fn inspect(path: &Path) -> Result<Option<(v4l::Capabilities, Vec<FormatInfo>)>> 
     if !is_capture(&caps) {
         return Ok(None);
     }
-    let formats = formats_of(&dev).with_context(|| format!("cannot read the formats of {}", path.display()))?;
+    let formats = formats_of(&dev)
+        .with_context(|| format!("cannot read the formats of {}", path.display()))?;
     Ok(Some((caps, formats)))
 }
 
@@ -129,7 +130,9 @@ fn formats_of(dev: &Device) -> io::Result<Vec<FormatInfo>> {
         for fs in dev.enum_framesizes(desc.fourcc)? {
             let dims: Vec<(u32, u32)> = match fs.size {
                 FrameSizeEnum::Discrete(d) => vec![(d.width, d.height)],
-                FrameSizeEnum::Stepwise(s) => vec![(s.min_width, s.min_height), (s.max_width, s.max_height)],
+                FrameSizeEnum::Stepwise(s) => {
+                    vec![(s.min_width, s.min_height), (s.max_width, s.max_height)]
+                }
             };
             for (width, height) in dims {
                 let mut fps: Vec<f64> = dev
@@ -138,9 +141,14 @@ fn formats_of(dev: &Device) -> io::Result<Vec<FormatInfo>> {
                     .into_iter()
                     .filter_map(|i| match i.interval {
                         v4l::frameinterval::FrameIntervalEnum::Discrete(f) if f.numerator > 0 => {
-                            Some((f64::from(f.denominator) / f64::from(f.numerator) * 100.0).round() / 100.0)
+                            Some(
+                                (f64::from(f.denominator) / f64::from(f.numerator) * 100.0).round()
+                                    / 100.0,
+                            )
                         }
-                        v4l::frameinterval::FrameIntervalEnum::Stepwise(s) if s.min.numerator > 0 => {
+                        v4l::frameinterval::FrameIntervalEnum::Stepwise(s)
+                            if s.min.numerator > 0 =>
+                        {
                             Some(f64::from(s.min.denominator) / f64::from(s.min.numerator))
                         }
                         _ => None,
@@ -166,13 +174,17 @@ fn fourcc_name(f: FourCC) -> String {
 
 /// Maps `/dev/videoN` to its `/dev/v4l/by-id/...` link.
 fn by_id_links() -> HashMap<PathBuf, PathBuf> {
-    let Ok(dir) = std::fs::read_dir("/dev/v4l/by-id") else { return HashMap::new() };
+    let Ok(dir) = std::fs::read_dir("/dev/v4l/by-id") else {
+        return HashMap::new();
+    };
     let mut map = HashMap::new();
     for link in dir.flatten().map(|e| e.path()) {
         if let Ok(target) = std::fs::canonicalize(&link) {
             // Several links can name one node (…-video-index0 and a shorter alias); keep the
             // shortest, it is the one people type.
-            let keep = map.get(&target).is_none_or(|old: &PathBuf| link.as_os_str().len() < old.as_os_str().len());
+            let keep = map
+                .get(&target)
+                .is_none_or(|old: &PathBuf| link.as_os_str().len() < old.as_os_str().len());
             if keep {
                 map.insert(target, link);
             }
@@ -187,7 +199,10 @@ fn open_error(path: &Path, e: io::Error) -> anyhow::Error {
             "permission denied opening {} (is the user in the 'video' group?)",
             path.display()
         ),
-        Some(libc::EBUSY) => anyhow!("camera {} is busy (another program is using it)", path.display()),
+        Some(libc::EBUSY) => anyhow!(
+            "camera {} is busy (another program is using it)",
+            path.display()
+        ),
         Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
             anyhow!("camera {} is not present", path.display())
         }
@@ -205,7 +220,9 @@ fn resolve(sel: &CameraSelector) -> Result<PathBuf> {
                 .find(|c| c.error.is_none())
                 .or(cams.first())
                 .map(|c| c.path.clone())
-                .ok_or_else(|| anyhow!("no camera found (use --source pattern to run without one)"));
+                .ok_or_else(|| {
+                    anyhow!("no camera found (use --source pattern to run without one)")
+                });
         }
         CameraSelector::Index(n) => PathBuf::from(format!("/dev/video{n}")),
         CameraSelector::Path(p) => p.clone(),
@@ -219,9 +236,16 @@ fn resolve(sel: &CameraSelector) -> Result<PathBuf> {
         .map(|c| c.path.display().to_string())
         .collect();
     if found.is_empty() {
-        bail!("no camera at {} (no cameras found; use --source pattern to run without one)", wanted.display())
+        bail!(
+            "no camera at {} (no cameras found; use --source pattern to run without one)",
+            wanted.display()
+        )
     }
-    bail!("no camera at {} (found: {})", wanted.display(), found.join(", "))
+    bail!(
+        "no camera at {} (found: {})",
+        wanted.display(),
+        found.join(", ")
+    )
 }
 
 /// The pixel layout being streamed.
@@ -256,7 +280,8 @@ impl Camera {
                 path.display()
             );
         }
-        let formats = formats_of(&dev).with_context(|| format!("cannot read the formats of {}", path.display()))?;
+        let formats = formats_of(&dev)
+            .with_context(|| format!("cannot read the formats of {}", path.display()))?;
         let (w, h) = (settings.size.width, settings.size.height);
         let offered = |fc: &str| {
             formats
@@ -277,7 +302,11 @@ impl Camera {
                 let list: Vec<String> = formats
                     .iter()
                     .map(|f| {
-                        let sizes: Vec<String> = f.sizes.iter().map(|s| format!("{}x{}", s.width, s.height)).collect();
+                        let sizes: Vec<String> = f
+                            .sizes
+                            .iter()
+                            .map(|s| format!("{}x{}", s.width, s.height))
+                            .collect();
                         format!("{} {}", f.fourcc, sizes.join(" "))
                     })
                     .collect();
@@ -290,7 +319,11 @@ impl Camera {
                         FormatChoice::Yuyv => "YUYV",
                     },
                     settings.size,
-                    if list.is_empty() { "nothing".to_string() } else { list.join("; ") }
+                    if list.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        list.join("; ")
+                    }
                 )
             })?;
         let applied = dev
@@ -333,7 +366,9 @@ impl Camera {
             return anyhow!("camera {p} delivered no frame within {:?}", self.timeout);
         }
         match e.raw_os_error() {
-            Some(libc::ENODEV) | Some(libc::ENOENT) | Some(libc::ENXIO) => anyhow!("camera {p} was unplugged"),
+            Some(libc::ENODEV) | Some(libc::ENOENT) | Some(libc::ENXIO) => {
+                anyhow!("camera {p} was unplugged")
+            }
             _ => anyhow!("camera {p} failed to deliver a frame: {e}"),
         }
     }
@@ -362,7 +397,10 @@ impl Source for Camera {
     fn grab(&mut self) -> Result<RawFrame> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            let stream = self.stream.as_mut().ok_or_else(|| anyhow!("camera stream is closed"))?;
+            let stream = self
+                .stream
+                .as_mut()
+                .ok_or_else(|| anyhow!("camera stream is closed"))?;
             let (buf, meta) = match stream.next() {
                 Ok(v) => v,
                 Err(e) => return Err(self.read_error(e)),
@@ -377,12 +415,18 @@ impl Source for Camera {
                     // Trim at the end marker: drivers pad, and some leave junk after it.
                     if let Some(n) = jpeg_len(data) {
                         if let Ok((width, height)) = jpeg_size(&data[..n]) {
-                            return Ok(RawFrame::Jpeg { data: data[..n].to_vec(), width, height });
+                            return Ok(RawFrame::Jpeg {
+                                data: data[..n].to_vec(),
+                                width,
+                                height,
+                            });
                         }
                     }
                 }
                 Kind::Yuyv => {
-                    if let Some(pic) = split_yuyv(data, self.width as usize, self.height as usize, self.stride) {
+                    if let Some(pic) =
+                        split_yuyv(data, self.width as usize, self.height as usize, self.stride)
+                    {
                         return Ok(RawFrame::Yuv(pic));
                     }
                 }
@@ -390,7 +434,11 @@ impl Source for Camera {
             // A corrupt or short frame (it happens on busy USB buses): skip it, within the timeout.
             self.bad += 1;
             if Instant::now() >= deadline {
-                bail!("camera {} delivered only corrupt frames for {:?}", self.path.display(), self.timeout);
+                bail!(
+                    "camera {} delivered only corrupt frames for {:?}",
+                    self.path.display(),
+                    self.timeout
+                );
             }
         }
     }
@@ -419,7 +467,12 @@ pub fn split_yuyv(data: &[u8], width: usize, height: usize, stride: usize) -> Op
     if width % 2 != 0 || data.len() < stride * (height - 1) + width * 2 {
         return None;
     }
-    let mut pic = Planar { width, height, chroma: Chroma::Yuv422, data: vec![0; width * height * 2] };
+    let mut pic = Planar {
+        width,
+        height,
+        chroma: Chroma::Yuv422,
+        data: vec![0; width * height * 2],
+    };
     let (ys, us, vs) = pic.planes_mut();
     let cw = width / 2;
     for row in 0..height {
@@ -451,7 +504,10 @@ mod tests {
             5, 12, 6, 22, 7, 13, 8, 23, 0, 0,
         ];
         let pic = split_yuyv(&data, 4, 2, 10).unwrap();
-        assert_eq!(pic.data, [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 20, 21, 22, 23]);
+        assert_eq!(
+            pic.data,
+            [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 20, 21, 22, 23]
+        );
         assert!(split_yuyv(&data[..12], 4, 2, 10).is_none());
     }
 }

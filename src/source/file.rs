@@ -17,7 +17,10 @@ const MAX_FILE_BYTES: u64 = 512 << 20;
 
 enum Frames {
     /// One MJPEG file in memory and the byte ranges of its valid JPEGs.
-    Mjpeg { data: Arc<[u8]>, frames: Vec<(Range<usize>, u32, u32)> },
+    Mjpeg {
+        data: Arc<[u8]>,
+        frames: Vec<(Range<usize>, u32, u32)>,
+    },
     /// A folder's JPEG files, read one at a time.
     Folder { files: Vec<PathBuf> },
 }
@@ -38,16 +41,21 @@ impl FileSource {
                 .with_context(|| format!("cannot read folder {}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")
+                    })
                 })
                 .collect();
             files.sort();
             if files.is_empty() {
                 bail!("file source {} holds no .jpg files", path.display());
             }
-            FileSource { path: path.into(), frames: Frames::Folder { files }, next: 0, bad: 0 }
+            FileSource {
+                path: path.into(),
+                frames: Frames::Folder { files },
+                next: 0,
+                bad: 0,
+            }
         } else {
             if meta.len() > MAX_FILE_BYTES {
                 bail!(
@@ -71,7 +79,12 @@ impl FileSource {
             if frames.is_empty() {
                 bail!("file source {} holds no valid JPEG frame", path.display());
             }
-            FileSource { path: path.into(), frames: Frames::Mjpeg { data, frames }, next: 0, bad }
+            FileSource {
+                path: path.into(),
+                frames: Frames::Mjpeg { data, frames },
+                next: 0,
+                bad,
+            }
         };
         // A folder is checked the same way: it must yield at least one good frame now.
         if let Frames::Folder { .. } = src.frames {
@@ -99,7 +112,11 @@ impl Source for FileSource {
             Frames::Mjpeg { data, frames } => {
                 let (r, width, height) = frames[self.next].clone();
                 self.next = (self.next + 1) % frames.len();
-                Ok(RawFrame::Jpeg { data: data[r].to_vec(), width, height })
+                Ok(RawFrame::Jpeg {
+                    data: data[r].to_vec(),
+                    width,
+                    height,
+                })
             }
             Frames::Folder { files } => {
                 // Try each file at most once per call, so a folder gone bad is an error, not a spin.
@@ -110,13 +127,25 @@ impl Source for FileSource {
                         self.bad += 1;
                         continue;
                     };
-                    let whole = split_jpegs(&data).0.first().is_some_and(|r| r.len() == data.len());
+                    let whole = split_jpegs(&data)
+                        .0
+                        .first()
+                        .is_some_and(|r| r.len() == data.len());
                     match jpeg_size(&data) {
-                        Ok((width, height)) if whole => return Ok(RawFrame::Jpeg { data, width, height }),
+                        Ok((width, height)) if whole => {
+                            return Ok(RawFrame::Jpeg {
+                                data,
+                                width,
+                                height,
+                            })
+                        }
                         _ => self.bad += 1,
                     }
                 }
-                bail!("file source {} holds no valid JPEG file", self.path.display())
+                bail!(
+                    "file source {} holds no valid JPEG file",
+                    self.path.display()
+                )
             }
         }
     }
@@ -208,7 +237,10 @@ mod tests {
     use crate::frame::{Chroma, Planar};
 
     fn jpeg(luma: u8) -> Vec<u8> {
-        Encoder::new(80).unwrap().encode(&Planar::filled(32, 16, Chroma::Yuv420, [luma, 128, 128])).unwrap()
+        Encoder::new(80)
+            .unwrap()
+            .encode(&Planar::filled(32, 16, Chroma::Yuv420, [luma, 128, 128]))
+            .unwrap()
     }
 
     #[test]

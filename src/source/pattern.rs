@@ -44,9 +44,20 @@ impl Pattern {
             let x0 = i * w / steps;
             let x1 = (i + 1) * w / steps;
             let y = (16 + i * (235 - 16) / (steps - 1)) as u8;
-            draw::fill_rect(&mut background, x0, h * 2 / 3, x1 - x0, h - h * 2 / 3, [y, 128, 128]);
+            draw::fill_rect(
+                &mut background,
+                x0,
+                h * 2 / 3,
+                x1 - x0,
+                h - h * 2 / 3,
+                [y, 128, 128],
+            );
         }
-        Pattern { size, background, frame_no: 0 }
+        Pattern {
+            size,
+            background,
+            frame_no: 0,
+        }
     }
 
     /// Draws frame `frame_no` as it looks at time `now`.
@@ -60,7 +71,11 @@ impl Pattern {
         let side = (h / 5).max(4);
         let travel = (w - side) as u64;
         let phase = (ms % 4000) * 2 * travel / 4000;
-        let x = if phase <= travel { phase } else { 2 * travel - phase } as usize;
+        let x = if phase <= travel {
+            phase
+        } else {
+            2 * travel - phase
+        } as usize;
         draw::fill_rect(&mut pic, x, h / 3 - side / 2, side, side, draw::WHITE);
 
         let scale = (h / 160).max(1);
@@ -75,7 +90,15 @@ impl Pattern {
         let label = format!("camstream #{frame_no}");
         let pad = 4 * scale;
         draw::text(&mut pic, pad, pad, scale, &label, draw::WHITE, draw::BLACK);
-        draw::text(&mut pic, pad, pad + 10 * scale, scale, &clock, draw::WHITE, draw::BLACK);
+        draw::text(
+            &mut pic,
+            pad,
+            pad + 10 * scale,
+            scale,
+            &clock,
+            draw::WHITE,
+            draw::BLACK,
+        );
         pic
     }
 }
@@ -104,7 +127,10 @@ mod tests {
 
     #[test]
     fn frames_move_and_are_not_uniform() {
-        let p = Pattern::new(Size { width: 320, height: 240 });
+        let p = Pattern::new(Size {
+            width: 320,
+            height: 240,
+        });
         let t = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let a = p.render(0, t);
         let b = p.render(1, t + Duration::from_millis(500));
