@@ -32,6 +32,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics.
     Serve(ServeArgs),
+    /// Hash a password (read from stdin) for a line `user:HASH` of an --auth-file.
+    HashPassword,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +133,22 @@ pub struct ServeArgs {
     /// Send Access-Control-Allow-Origin with this value and answer CORS preflights.
     #[arg(long, env = "CAMSTREAM_ALLOW_ORIGIN", value_name = "ORIGIN")]
     pub allow_origin: Option<String>,
+
+    /// Most concurrent stream viewers from one IP address (default: no per-address limit).
+    #[arg(long, env = "CAMSTREAM_MAX_CLIENTS_PER_IP", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub max_clients_per_ip: Option<u32>,
+
+    /// Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password).
+    /// CAMSTREAM_AUTH=user:password adds a user from the environment.
+    #[arg(long, env = "CAMSTREAM_AUTH_FILE", value_name = "PATH")]
+    pub auth_file: Option<std::path::PathBuf>,
+
+    /// Endpoints reachable without authentication (comma-separated: healthz, metrics, state,
+    /// snapshot, stream, index), so probes and scrapers need no password. "none" for none.
+    #[arg(long, env = "CAMSTREAM_AUTH_EXEMPT", value_name = "LIST", default_value = "healthz",
+          value_parser = settings::parse_endpoints)]
+    pub auth_exempt: settings::Endpoints,
 }
 
 #[cfg(test)]

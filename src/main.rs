@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::List(a) => list::run(a),
         Command::Snapshot(a) => snapshot::run(a),
         Command::Serve(a) => server::serve(&ServeSettings::from(a)),
+        Command::HashPassword => server::auth::hash_password_command(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

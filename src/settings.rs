@@ -111,6 +111,42 @@ pub struct ServeSettings {
     pub send_timeout: Duration,
     pub header_timeout: Duration,
     pub allow_origin: Option<String>,
+    pub max_clients_per_ip: Option<usize>,
+    pub auth_file: Option<PathBuf>,
+    /// `CAMSTREAM_AUTH`, read from the environment (a password has no flag: flags show in `ps`).
+    pub auth_env: Option<String>,
+    pub auth_exempt: Endpoints,
+}
+
+/// Endpoint names, for `--auth-exempt`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints(pub Vec<String>);
+
+impl Endpoints {
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|e| e == name)
+    }
+}
+
+/// The endpoint names `--auth-exempt` knows.
+pub const ENDPOINTS: [&str; 6] = ["healthz", "metrics", "state", "snapshot", "stream", "index"];
+
+/// Parses `--auth-exempt healthz,metrics` (or `none`).
+pub fn parse_endpoints(s: &str) -> Result<Endpoints, String> {
+    if s.trim() == "none" || s.trim().is_empty() {
+        return Ok(Endpoints::default());
+    }
+    let mut v = Vec::new();
+    for name in s.split(',').map(str::trim) {
+        if !ENDPOINTS.contains(&name) {
+            return Err(format!(
+                "unknown endpoint '{name}' (expected {} or none)",
+                ENDPOINTS.join(", ")
+            ));
+        }
+        v.push(name.to_string());
+    }
+    Ok(Endpoints(v))
 }
 
 impl From<&cli::ServeArgs> for ServeSettings {
@@ -126,6 +162,12 @@ impl From<&cli::ServeArgs> for ServeSettings {
             send_timeout: a.send_timeout,
             header_timeout: a.header_timeout,
             allow_origin: a.allow_origin.clone(),
+            max_clients_per_ip: a.max_clients_per_ip.map(|n| n as usize),
+            auth_file: a.auth_file.clone(),
+            auth_env: std::env::var("CAMSTREAM_AUTH")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            auth_exempt: a.auth_exempt.clone(),
         }
     }
 }
@@ -152,6 +194,10 @@ impl ServeSettings {
             send_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(5),
             allow_origin: None,
+            max_clients_per_ip: None,
+            auth_file: None,
+            auth_env: None,
+            auth_exempt: Endpoints(vec!["healthz".into()]),
         }
     }
 }
@@ -316,6 +362,18 @@ mod tests {
         for bad in ["", "0", "-1s", "5h", "abc", "nan"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoints("healthz,metrics").unwrap().0,
+            ["healthz", "metrics"]
+        );
+        assert!(parse_endpoints("none").unwrap().0.is_empty());
+        assert!(parse_endpoints("healthz,admin")
+            .unwrap_err()
+            .contains("'admin'"));
     }
 
     #[test]

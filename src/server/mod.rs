@@ -10,6 +10,7 @@
 //! a limit, set no timeouts, buffer streamed bodies in 8 KiB chunks and buffer HTTP/1.0 bodies
 //! forever (see the README's architecture section).
 
+pub mod auth;
 pub mod http;
 pub mod listener;
 pub mod routes;
@@ -51,6 +52,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<SourceStatus>>,
     pub admission: Arc<Admission>,
+    pub auth: auth::Auth,
     pub shutdown: Shutdown,
     pub started: Instant,
 }
@@ -68,6 +70,7 @@ pub struct Server {
 impl Server {
     /// Binds, starts the capture loop and every thread, and returns at once.
     pub fn start(settings: ServeSettings, shutdown: Shutdown) -> Result<Server> {
+        let auth = auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?;
         let metrics = Arc::new(Metrics::new()?);
         metrics.viewers_max.set(settings.max_clients as i64);
         let listener = listener::bind(settings.listen)?;
@@ -85,7 +88,12 @@ impl Server {
         let capture = capture::spawn(settings.source.clone(), opener, shared, shutdown.clone())?;
 
         let app = Arc::new(App {
-            admission: Admission::new(settings.max_clients, metrics.viewers.clone()),
+            admission: Admission::new(
+                settings.max_clients,
+                settings.max_clients_per_ip,
+                metrics.viewers.clone(),
+            ),
+            auth,
             settings,
             slot,
             metrics: Arc::clone(&metrics),
@@ -190,8 +198,9 @@ fn handle(job: Job, app: &Arc<App>, pool: &ViewerPool) {
             );
             return;
         }
-        Reply::Stream { max_fps } => match app.admission.try_admit() {
-            Some(ticket) => {
+        Reply::Stream { max_fps } => match app.admission.try_admit(head.request.remote_addr().ip())
+        {
+            Ok(ticket) => {
                 // The viewer is served by the pool; the socket's send timeout evicts a stalled one.
                 let _ = conn.set_read_timeout(None);
                 pool.dispatch(ViewerJob {
@@ -203,16 +212,20 @@ fn handle(job: Job, app: &Arc<App>, pool: &ViewerPool) {
                 });
                 return;
             }
-            None => {
+            Err(why) => {
                 app.metrics.viewers_rejected.inc();
-                http::text(
-                    503,
-                    &format!(
-                        "all {} stream slots are taken; retry later",
-                        app.settings.max_clients
-                    ),
-                )
-                .with_unique_header("Retry-After", "1")
+                let msg = match why {
+                    viewers::Full::All => {
+                        format!(
+                            "all {} stream slots are taken; retry later",
+                            app.settings.max_clients
+                        )
+                    }
+                    viewers::Full::PerAddress(n) => {
+                        format!("this address already has {n} streams open; retry later")
+                    }
+                };
+                http::text(503, &msg).with_unique_header("Retry-After", "1")
             }
         },
     };
@@ -248,7 +261,7 @@ pub fn serve(settings: &ServeSettings) -> Result<()> {
         s.workers,
         thread_bound(&s)
     );
-    if !server.addr().ip().is_loopback() {
+    if !server.addr().ip().is_loopback() && !server.app().auth.enabled() {
         eprintln!("camstream: warning: listening on {} without authentication; anyone who can reach it can watch", server.addr());
     }
     shutdown.wait();

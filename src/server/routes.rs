@@ -46,26 +46,51 @@ pub fn route(req: &rouille::Request, app: &App) -> Reply {
                 .into()
         }
     }
-    // mjpg-streamer's URLs (OctoPrint, Mainsail and friends use them): /?action=stream|snapshot.
-    let url = req.url();
-    let action = req.get_param("action");
-    match (url.as_str(), action.as_deref()) {
-        ("/" | "/stream", Some("stream")) | ("/stream", _) => stream(req),
-        ("/" | "/snapshot", Some("snapshot")) | ("/snapshot", _) => snapshot(app).into(),
-        ("/metrics", _) => Response::from_data(
+    let Some(endpoint) = endpoint(req) else {
+        return text(
+            404,
+            "not found (try /stream, /snapshot, /metrics, /healthz, /state)",
+        )
+        .into();
+    };
+    if app.auth.enabled()
+        && !app.settings.auth_exempt.contains(endpoint)
+        && !app.auth.check(req.header("Authorization"))
+    {
+        return text(401, "authentication required")
+            .with_unique_header(
+                "WWW-Authenticate",
+                "Basic realm=\"camstream\", charset=\"UTF-8\"",
+            )
+            .into();
+    }
+    match endpoint {
+        "stream" => stream(req),
+        "snapshot" => snapshot(app).into(),
+        "metrics" => Response::from_data(
             "text/plain; version=0.0.4; charset=utf-8",
             app.metrics.render(),
         )
         .into(),
-        ("/healthz", _) => healthz(app).into(),
-        ("/state", _) => state(app).into(),
-        ("/", _) => Response::html(INDEX_HTML).into(),
-        _ => text(
-            404,
-            "not found (try /stream, /snapshot, /metrics, /healthz, /state)",
-        )
-        .into(),
+        "healthz" => healthz(app).into(),
+        "state" => state(app).into(),
+        _ => Response::html(INDEX_HTML).into(),
     }
+}
+
+/// Which endpoint a path names (one of [`crate::settings::ENDPOINTS`]), if any.
+fn endpoint(req: &rouille::Request) -> Option<&'static str> {
+    // mjpg-streamer's URLs (OctoPrint, Mainsail and friends use them): /?action=stream|snapshot.
+    let action = req.get_param("action");
+    Some(match (req.url().as_str(), action.as_deref()) {
+        ("/" | "/stream", Some("stream")) | ("/stream", _) => "stream",
+        ("/" | "/snapshot", Some("snapshot")) | ("/snapshot", _) => "snapshot",
+        ("/metrics", _) => "metrics",
+        ("/healthz", _) => "healthz",
+        ("/state", _) => "state",
+        ("/", _) => "index",
+        _ => return None,
+    })
 }
 
 fn stream(req: &rouille::Request) -> Reply {
@@ -103,13 +128,26 @@ fn snapshot(app: &App) -> Response {
     // Watching makes the capture loop encode; waiting for a newer frame makes it fresh.
     let _watch = app.slot.watch();
     let newest = app.slot.latest();
-    let frame = match app
-        .slot
-        .wait_newer(newest.as_ref().map(|f| f.seq), SNAPSHOT_WAIT)
-    {
-        Wait::Frame(f) => Some(f),
-        Wait::Timeout => newest,
-        Wait::Closed => None,
+    // A frame younger than one frame interval is as fresh as waiting would make it. Either way
+    // snapshots cannot drive the encoder beyond --fps: it encodes at most every captured frame.
+    let fresh = newest.as_ref().filter(|f| {
+        !f.placeholder
+            && SystemTime::now()
+                .duration_since(f.captured)
+                .unwrap_or_default()
+                < app.settings.source.frame_interval()
+    });
+    let frame = if let Some(f) = fresh {
+        Some(Arc::clone(f))
+    } else {
+        match app
+            .slot
+            .wait_newer(newest.as_ref().map(|f| f.seq), SNAPSHOT_WAIT)
+        {
+            Wait::Frame(f) => Some(f),
+            Wait::Timeout => newest,
+            Wait::Closed => None,
+        }
     };
     let Some(f) = frame else {
         return text(503, "no frame available yet").with_unique_header("Retry-After", "1");
