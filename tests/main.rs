@@ -3,5 +3,6 @@
 
 mod cli;
 mod contrib;
+mod hostile;
 mod serve;
 mod util;

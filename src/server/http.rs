@@ -32,11 +32,17 @@ pub enum HeadError {
 pub fn parse_head(buf: &[u8], peer: SocketAddr) -> Result<Head, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
+    let line_len = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
     match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) if line_len > MAX_REQUEST_LINE => {
+            return Err(HeadError::Reject(414, "request line too long"))
+        }
+        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+            return Err(HeadError::Reject(431, "request header fields too large"))
+        }
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
-            let line_done = buf.windows(2).any(|w| w == b"\r\n") || buf.contains(&b'\n');
-            return Err(if !line_done && buf.len() > MAX_REQUEST_LINE {
+            return Err(if line_len > MAX_REQUEST_LINE {
                 HeadError::Reject(414, "request line too long")
             } else if buf.len() > MAX_HEAD {
                 HeadError::Reject(431, "request header fields too large")

@@ -24,6 +24,8 @@ use crate::server::http::{self, Head, HeadError};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+/// How long a rejected connection may take to close after its error response.
+const LINGER: Duration = Duration::from_secs(2);
 /// Pending SYNs the kernel may hold: a burst of hundreds of viewers must not wait in SYN retries.
 const BACKLOG: i32 = 1024;
 
@@ -92,6 +94,10 @@ pub struct Limits {
 struct Pending {
     conn: MioStream,
     buf: Vec<u8>,
+    /// Answered with an error and half-closed; unread input is drained until the peer closes
+    /// (or `deadline`), so the kernel never answers it with a reset that could destroy the
+    /// error response before the client reads it.
+    closing: bool,
     deadline: Instant,
     peer: SocketAddr,
     slot: ConnSlot,
@@ -194,6 +200,7 @@ impl Acceptor {
                 Pending {
                     conn,
                     buf: Vec::new(),
+                    closing: false,
                     deadline,
                     peer,
                     slot,
@@ -207,6 +214,19 @@ impl Acceptor {
             return;
         };
         let mut chunk = [0u8; 4096];
+        if p.closing {
+            loop {
+                match p.conn.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            self.drop_pending(token);
+            return;
+        }
         let mut eof = false;
         loop {
             match p.conn.read(&mut chunk) {
@@ -233,11 +253,7 @@ impl Acceptor {
             Err(HeadError::Partial) => {
                 self.drop_pending(token);
             }
-            Err(HeadError::Reject(code, why)) => {
-                if let Some(mut p) = self.drop_pending(token) {
-                    reject(&mut p.conn, code, why, None);
-                }
-            }
+            Err(HeadError::Reject(code, why)) => self.answer_and_close(token, code, why),
             Ok(head) => {
                 if let Some(p) = self.drop_pending(token) {
                     self.hand_over(p, head);
@@ -289,13 +305,27 @@ impl Acceptor {
             .map(|(t, _)| *t)
             .collect();
         for t in late {
-            if let Some(mut p) = self.drop_pending(t) {
+            match self.pending.get(&t) {
                 // Only bother answering someone who started a request.
-                if !p.buf.is_empty() {
-                    reject(&mut p.conn, 408, "request head not received in time", None);
+                Some(p) if !p.closing && !p.buf.is_empty() => {
+                    self.answer_and_close(t, 408, "request head not received in time")
                 }
+                _ => drop(self.drop_pending(t)),
             }
         }
+    }
+
+    /// Sends a short error response, half-closes, and keeps the connection (still counted)
+    /// only to drain what the client sends until it closes, at most [`LINGER`].
+    fn answer_and_close(&mut self, token: Token, code: u16, why: &str) {
+        let Some(p) = self.pending.get_mut(&token) else {
+            return;
+        };
+        reject(&mut p.conn, code, why, None);
+        let _ = p.conn.shutdown(std::net::Shutdown::Write);
+        p.closing = true;
+        p.buf = Vec::new();
+        p.deadline = Instant::now() + LINGER;
     }
 }
 
@@ -316,4 +346,18 @@ pub fn error_bytes(code: u16, why: &str, retry_after: Option<u32>) -> Vec<u8> {
 /// response fits in any socket buffer, so this does not lose bytes in practice.
 fn reject(conn: &mut MioStream, code: u16, why: &str, retry_after: Option<u32>) {
     let _ = conn.write(&error_bytes(code, why, retry_after));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_responses_are_complete_and_close() {
+        let b = String::from_utf8(error_bytes(503, "server busy", Some(1))).unwrap();
+        assert!(b.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(b.contains("Retry-After: 1\r\n") && b.contains("Connection: close\r\n"));
+        assert!(b.ends_with("\r\n\r\nserver busy\n"));
+        assert!(b.contains("Content-Length: 12\r\n"));
+    }
 }

@@ -57,6 +57,30 @@ pub struct App {
     pub started: Instant,
 }
 
+impl App {
+    /// An app with no capture thread and a closed slot, for calling handlers directly (tests,
+    /// the fuzz target): every request is answered at once.
+    pub fn detached(settings: ServeSettings) -> Result<App> {
+        let metrics = Arc::new(Metrics::new()?);
+        let slot = Arc::new(FrameSlot::new());
+        slot.close();
+        Ok(App {
+            admission: Admission::new(
+                settings.max_clients,
+                settings.max_clients_per_ip,
+                metrics.viewers.clone(),
+            ),
+            auth: auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?,
+            settings,
+            slot,
+            metrics,
+            status: Arc::default(),
+            shutdown: Shutdown::new(),
+            started: Instant::now(),
+        })
+    }
+}
+
 /// A running server; dropping it does not stop it, [`Server::stop`] does.
 pub struct Server {
     addr: SocketAddr,
