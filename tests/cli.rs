@@ -42,9 +42,20 @@ fn mjpeg_file(dir: &Path, size: &str, n: u32) -> std::path::PathBuf {
 #[test]
 fn snapshot_of_the_pattern_is_a_jpeg_of_the_requested_size() {
     let dir = tempfile::tempdir().unwrap();
-    for (size, w, h) in [("640x480", 640, 480), ("1280x720", 1280, 720), ("320x240", 320, 240)] {
+    for (size, w, h) in [
+        ("640x480", 640, 480),
+        ("1280x720", 1280, 720),
+        ("320x240", 320, 240),
+    ] {
         let out = dir.path().join(format!("{size}.jpg"));
-        let o = run(&["snapshot", "--source", "pattern", "--size", size, out.to_str().unwrap()]);
+        let o = run(&[
+            "snapshot",
+            "--source",
+            "pattern",
+            "--size",
+            size,
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let data = std::fs::read(&out).unwrap();
         assert_eq!(jpeg_dims(&data), (w, h));
@@ -65,7 +76,16 @@ fn two_pattern_snapshots_differ() {
 
 #[test]
 fn snapshot_to_stdout_writes_only_the_jpeg() {
-    let o = run(&["snapshot", "--source", "pattern", "--size", "160x120", "--quality", "50", "-"]);
+    let o = run(&[
+        "snapshot",
+        "--source",
+        "pattern",
+        "--size",
+        "160x120",
+        "--quality",
+        "50",
+        "-",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(&o.stdout[..2], &[0xFF, 0xD8]);
     assert_eq!(&o.stdout[o.stdout.len() - 2..], &[0xFF, 0xD9]);
@@ -119,28 +139,88 @@ fn snapshot_bad_inputs_fail_with_a_message_and_leave_no_file() {
     let junk_src = format!("file:{}", p("junk.mjpeg"));
     let out = p("out.jpg");
     let cases: Vec<(Vec<&str>, i32, String)> = vec![
-        (vec!["--source", "pattern", &missing_dir], 1, format!("folder {} does not exist", p("nope"))),
-        (vec!["--source", "pattern", &is_dir], 1, format!("cannot write {is_dir}: it is a directory")),
+        (
+            vec!["--source", "pattern", &missing_dir],
+            1,
+            format!("folder {} does not exist", p("nope")),
+        ),
+        (
+            vec!["--source", "pattern", &is_dir],
+            1,
+            format!("cannot write {is_dir}: it is a directory"),
+        ),
         (vec!["--source", &missing_src, &out], 1, p("missing.mjpeg")),
-        (vec!["--source", &empty_src, &out], 1, format!("{} holds no valid JPEG", p("empty.mjpeg"))),
-        (vec!["--source", &junk_src, &out], 1, format!("{} holds no valid JPEG", p("junk.mjpeg"))),
-        (vec!["--source", "webcam", &out], 2, "unknown source 'webcam'".into()),
-        (vec!["--source", "camera:x", &out], 2, "'x' is neither a camera number".into()),
-        (vec!["--source", "pattern", "--size", "640", &out], 2, "'640' is not a size".into()),
-        (vec!["--source", "pattern", "--size", "99999x480", &out], 2, "width 99999".into()),
-        (vec!["--source", "pattern", "--quality", "0", &out], 2, "--quality".into()),
-        (vec!["--source", "pattern", "--quality", "101", &out], 2, "--quality".into()),
-        (vec!["--source", "pattern", "--fps", "0", &out], 2, "--fps".into()),
-        (vec!["--source", "pattern", "--timeout", "soon", &out], 2, "'soon' is not a duration".into()),
-        (vec!["--source", "camera:/dev/video99", &out], 1, "no camera at /dev/video99".into()),
-        (vec!["--source", "camera:57", &out], 1, "no camera at /dev/video57".into()),
+        (
+            vec!["--source", &empty_src, &out],
+            1,
+            format!("{} holds no valid JPEG", p("empty.mjpeg")),
+        ),
+        (
+            vec!["--source", &junk_src, &out],
+            1,
+            format!("{} holds no valid JPEG", p("junk.mjpeg")),
+        ),
+        (
+            vec!["--source", "webcam", &out],
+            2,
+            "unknown source 'webcam'".into(),
+        ),
+        (
+            vec!["--source", "camera:x", &out],
+            2,
+            "'x' is neither a camera number".into(),
+        ),
+        (
+            vec!["--source", "pattern", "--size", "640", &out],
+            2,
+            "'640' is not a size".into(),
+        ),
+        (
+            vec!["--source", "pattern", "--size", "99999x480", &out],
+            2,
+            "width 99999".into(),
+        ),
+        (
+            vec!["--source", "pattern", "--quality", "0", &out],
+            2,
+            "--quality".into(),
+        ),
+        (
+            vec!["--source", "pattern", "--quality", "101", &out],
+            2,
+            "--quality".into(),
+        ),
+        (
+            vec!["--source", "pattern", "--fps", "0", &out],
+            2,
+            "--fps".into(),
+        ),
+        (
+            vec!["--source", "pattern", "--timeout", "soon", &out],
+            2,
+            "'soon' is not a duration".into(),
+        ),
+        (
+            vec!["--source", "camera:/dev/video99", &out],
+            1,
+            "no camera at /dev/video99".into(),
+        ),
+        (
+            vec!["--source", "camera:57", &out],
+            1,
+            "no camera at /dev/video57".into(),
+        ),
     ];
     for (args, code, needle) in cases {
         let mut all = vec!["snapshot"];
         all.extend(args.iter().copied());
         let o = run(&all);
         assert_fails(&o, code, &needle);
-        assert_eq!(files_in(d), ["empty.mjpeg", "junk.mjpeg", "sub"], "after {all:?}");
+        assert_eq!(
+            files_in(d),
+            ["empty.mjpeg", "junk.mjpeg", "sub"],
+            "after {all:?}"
+        );
     }
 }
 
@@ -149,7 +229,11 @@ fn snapshot_without_a_camera_suggests_the_pattern() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.jpg");
     let o = run(&["snapshot", out.to_str().unwrap()]);
-    if std::fs::read_dir("/dev").unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("video")) {
+    if std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("video"))
+    {
         return; // a camera (or the fake one) is present on this machine: not this test's case
     }
     assert_fails(&o, 1, "--source pattern");
@@ -172,19 +256,32 @@ fn snapshot_into_a_read_only_folder_fails_cleanly() {
     // SAFETY: geteuid/setuid are async-signal-safe and run in the forked child only.
     unsafe {
         if geteuid() == 0 {
-            cmd.pre_exec(|| if setuid(65534) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) });
+            cmd.pre_exec(|| {
+                if setuid(65534) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
         }
     }
     let o = match cmd.output() {
         Ok(o) => o,
         // The checkout lies in a folder that nobody may not enter: nothing to test as nobody.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            eprintln!("skipped: user nobody cannot run {}: {e}", env!("CARGO_BIN_EXE_camstream"));
+            eprintln!(
+                "skipped: user nobody cannot run {}: {e}",
+                env!("CARGO_BIN_EXE_camstream")
+            );
             return;
         }
         Err(e) => panic!("{e}"),
     };
-    assert_fails(&o, 1, &format!("cannot write {}: permission denied", out.display()));
+    assert_fails(
+        &o,
+        1,
+        &format!("cannot write {}: permission denied", out.display()),
+    );
     assert!(files_in(&ro).is_empty());
 }
 
@@ -198,7 +295,14 @@ fn snapshot_replaces_an_existing_file_atomically() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.jpg");
     std::fs::write(&out, b"old").unwrap();
-    let o = run(&["snapshot", "--source", "pattern", "--size", "64x48", out.to_str().unwrap()]);
+    let o = run(&[
+        "snapshot",
+        "--source",
+        "pattern",
+        "--size",
+        "64x48",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     assert_eq!(jpeg_dims(&std::fs::read(&out).unwrap()), (64, 48));
     assert_eq!(files_in(dir.path()), ["x.jpg"]);

@@ -41,8 +41,12 @@ impl Server {
 
     /// Like [`Server::start`] with a prepared command (extra environment, say).
     pub fn start_with(mut cmd: Command, args: &[&str]) -> Server {
-        cmd.arg("serve").args(["--listen", "127.0.0.1:0"]).args(args);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("start camstream serve");
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -53,7 +57,10 @@ impl Server {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
         out.read_line(&mut banner).expect("read the ready line");
-        assert!(!banner.is_empty(), "camstream serve exited before it was ready");
+        assert!(
+            !banner.is_empty(),
+            "camstream serve exited before it was ready"
+        );
         std::thread::spawn(move || {
             for line in out.lines().map_while(Result::ok) {
                 eprintln!("[serve] {line}");
@@ -63,8 +70,16 @@ impl Server {
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no URL in {banner:?}"));
-        let addr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
-        Server { child, addr, banner }
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            addr,
+            banner,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -81,7 +96,11 @@ impl Server {
     }
 
     /// Sends SIGTERM (or another signal) and waits for the exit, at most `limit`.
-    pub fn signal_and_wait(&mut self, sig: i32, limit: Duration) -> Option<std::process::ExitStatus> {
+    pub fn signal_and_wait(
+        &mut self,
+        sig: i32,
+        limit: Duration,
+    ) -> Option<std::process::ExitStatus> {
         // SAFETY: kill() with a child pid we own.
         unsafe { libc_kill(self.child.id() as i32, sig) };
         let deadline = Instant::now() + limit;
@@ -132,7 +151,9 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -161,15 +182,27 @@ pub fn request(addr: SocketAddr, raw: &str) -> Response {
 }
 
 pub fn parse_response(buf: &[u8]) -> Response {
-    let end = find(buf, b"\r\n\r\n").unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(buf)));
+    let end = find(buf, b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(buf)));
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Response { status, headers, body: buf[end + 4..].to_vec() }
+    Response {
+        status,
+        headers,
+        body: buf[end + 4..].to_vec(),
+    }
 }
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -209,7 +242,11 @@ impl MjpegClient {
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             let n = reader.read_until(b'\n', &mut head).expect("read head");
-            assert!(n > 0, "connection closed in the head: {:?}", String::from_utf8_lossy(&head));
+            assert!(
+                n > 0,
+                "connection closed in the head: {:?}",
+                String::from_utf8_lossy(&head)
+            );
         }
         let mut resp = parse_response(&head);
         if resp.status != 200 {
@@ -220,8 +257,16 @@ impl MjpegClient {
         let boundary = ct.split("boundary=").nth(1).expect("boundary").to_string();
         let mut first = String::new();
         reader.read_line(&mut first).unwrap();
-        assert_eq!(first, format!("--{boundary}\r\n"), "body must start with the delimiter");
-        Ok(MjpegClient { reader, head: resp, boundary })
+        assert_eq!(
+            first,
+            format!("--{boundary}\r\n"),
+            "body must start with the delimiter"
+        );
+        Ok(MjpegClient {
+            reader,
+            head: resp,
+            boundary,
+        })
     }
 
     /// Reads the next part; `None` at the end of the stream.
@@ -242,7 +287,11 @@ impl MjpegClient {
             let (k, v) = line.split_once(':').expect("part header");
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
-        let len: usize = headers.get("content-length").expect("part Content-Length").parse().unwrap();
+        let len: usize = headers
+            .get("content-length")
+            .expect("part Content-Length")
+            .parse()
+            .unwrap();
         let mut body = vec![0; len];
         self.reader.read_exact(&mut body).ok()?;
         let mut delim = String::new();
@@ -250,19 +299,26 @@ impl MjpegClient {
         assert_eq!(delim, "\r\n");
         delim.clear();
         self.reader.read_line(&mut delim).ok()?;
-        assert!(delim.starts_with(&format!("--{}", self.boundary)), "delimiter: {delim:?}");
+        assert!(
+            delim.starts_with(&format!("--{}", self.boundary)),
+            "delimiter: {delim:?}"
+        );
         Some(Part { headers, body })
     }
 }
 
 /// Threads of a process, from /proc.
 pub fn thread_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Open file descriptors of a process, from /proc.
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Decodes a JPEG and returns its size; panics if it is not a complete, valid JPEG.
@@ -274,7 +330,10 @@ pub fn jpeg_dims(data: &[u8]) -> (usize, usize) {
 /// True if the decoded picture has more than one grey level.
 pub fn jpeg_not_uniform(data: &[u8]) -> bool {
     let img = camstream::encoder::decode_gray(data).unwrap();
-    let (min, max) = img.pixels.iter().fold((255u8, 0u8), |(a, b), &p| (a.min(p), b.max(p)));
+    let (min, max) = img
+        .pixels
+        .iter()
+        .fold((255u8, 0u8), |(a, b), &p| (a.min(p), b.max(p)));
     max > min + 10
 }
 
