@@ -5,4 +5,5 @@ mod cli;
 mod contrib;
 mod hostile;
 mod serve;
+mod soak;
 mod util;

@@ -37,6 +37,8 @@ use crate::source;
 
 /// Requests that may wait for a worker; past this a client gets 503 at once.
 const QUEUE_PER_WORKER: usize = 16;
+/// Send buffer of a viewer's socket (the kernel doubles it for bookkeeping).
+const VIEWER_SNDBUF: usize = 256 << 10;
 /// How long shutdown waits for the capture thread to release the source.
 const CAPTURE_STOP_WAIT: Duration = Duration::from_millis(800);
 
@@ -227,6 +229,9 @@ fn handle(job: Job, app: &Arc<App>, pool: &ViewerPool) {
             Ok(ticket) => {
                 // The viewer is served by the pool; the socket's send timeout evicts a stalled one.
                 let _ = conn.set_read_timeout(None);
+                // A fixed send buffer (instead of autotuning up to megabytes) bounds kernel
+                // memory per viewer and how stale a slow viewer's frames can get.
+                let _ = socket2::SockRef::from(&conn).set_send_buffer_size(VIEWER_SNDBUF);
                 pool.dispatch(ViewerJob {
                     conn,
                     slot,
