@@ -123,10 +123,11 @@ pub fn write_response(
             head.push_str(&format!("{k}: {v}\r\n"));
         }
     }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        bytes.len()
-    ));
+    // RFC 9110 8.6: no Content-Length on 1xx and 204 answers.
+    if !(resp.status_code < 200 || resp.status_code == 204) {
+        head.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
     out.write_all(head.as_bytes())?;
     if !head_only {
         out.write_all(&bytes)?;

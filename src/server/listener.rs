@@ -24,6 +24,8 @@ use crate::server::http::{self, Head, HeadError};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+/// Refused connections allowed to linger beyond the cap.
+const MAX_LINGERING: usize = 64;
 /// How long a rejected connection may take to close after its error response.
 const LINGER: Duration = Duration::from_secs(2);
 /// Pending SYNs the kernel may hold: a burst of hundreds of viewers must not wait in SYN retries.
@@ -100,7 +102,8 @@ struct Pending {
     closing: bool,
     deadline: Instant,
     peer: SocketAddr,
-    slot: ConnSlot,
+    /// `None` for a connection refused at the cap that is only lingering to close cleanly.
+    slot: Option<ConnSlot>,
 }
 
 /// The head-reading thread's state.
@@ -109,6 +112,8 @@ pub struct Acceptor {
     listener: TcpListener,
     pending: HashMap<Token, Pending>,
     next_token: usize,
+    /// Connections refused at the cap that linger to close cleanly.
+    lingering: usize,
     open: Arc<AtomicUsize>,
     limits: Limits,
     jobs: Sender<Job>,
@@ -133,6 +138,7 @@ impl Acceptor {
             listener,
             pending: HashMap::new(),
             next_token: 2,
+            lingering: 0,
             open: Arc::new(AtomicUsize::new(0)),
             limits,
             jobs,
@@ -174,15 +180,21 @@ impl Acceptor {
                 // Out of fds or the peer already gone: try again on the next wake-up.
                 Err(_) => return,
             };
-            let Some(slot) = ConnSlot::take(
+            let slot = ConnSlot::take(
                 &self.open,
                 self.limits.max_connections,
                 &self.metrics.connections,
-            ) else {
+            );
+            if slot.is_none() {
                 self.metrics.connections_rejected.inc();
                 reject(&mut conn, 503, "too many connections", Some(1));
-                continue;
-            };
+                // Linger to close cleanly (see `answer_and_close`), but only a bounded number
+                // beyond the cap; past that, just close.
+                if self.lingering >= MAX_LINGERING {
+                    continue;
+                }
+                let _ = conn.shutdown(std::net::Shutdown::Write);
+            }
             let _ = conn.set_nodelay(true);
             let token = Token(self.next_token);
             self.next_token = self.next_token.wrapping_add(1).max(2);
@@ -194,13 +206,22 @@ impl Acceptor {
             {
                 continue;
             }
-            let deadline = Instant::now() + self.limits.header_timeout;
+            let closing = slot.is_none();
+            if closing {
+                self.lingering += 1;
+            }
+            let deadline = Instant::now()
+                + if closing {
+                    LINGER
+                } else {
+                    self.limits.header_timeout
+                };
             self.pending.insert(
                 token,
                 Pending {
                     conn,
                     buf: Vec::new(),
-                    closing: false,
+                    closing,
                     deadline,
                     peer,
                     slot,
@@ -265,6 +286,7 @@ impl Acceptor {
     /// Gives a complete request to the workers, or answers 503 if they are all busy.
     fn hand_over(&mut self, p: Pending, head: Head) {
         let Pending { conn, slot, .. } = p;
+        let Some(slot) = slot else { return };
         let conn: TcpStream = conn.into();
         let ready = conn.set_nonblocking(false).is_ok()
             && conn
@@ -291,6 +313,9 @@ impl Acceptor {
 
     fn drop_pending(&mut self, token: Token) -> Option<Pending> {
         let mut p = self.pending.remove(&token)?;
+        if p.slot.is_none() {
+            self.lingering -= 1;
+        }
         let _ = self.poll.registry().deregister(&mut p.conn);
         Some(p)
     }

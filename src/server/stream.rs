@@ -9,7 +9,7 @@
 use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::frame::Frame;
 use crate::server::routes::NO_CACHE;
@@ -63,6 +63,15 @@ pub fn serve(conn: &mut TcpStream, app: &App, minor_version: u8, max_fps: Option
 
     let min_gap = max_fps.map(|n| Duration::from_secs(1) / n);
     let mut last: Option<Arc<Frame>> = None;
+    // A frame left in the slot from before anybody watched may be old: wait (up to the idle
+    // resend time) for a fresh one, and only then fall back to it.
+    let stale_limit = app.settings.source.frame_interval() * 2;
+    let mut stale = app.slot.latest().filter(|f| {
+        SystemTime::now()
+            .duration_since(f.captured)
+            .unwrap_or_default()
+            > stale_limit
+    });
     let mut next_allowed = Instant::now();
     loop {
         if let Some(gap) = min_gap {
@@ -73,7 +82,7 @@ pub fn serve(conn: &mut TcpStream, app: &App, minor_version: u8, max_fps: Option
         }
         let frame = match app
             .slot
-            .wait_newer(last.as_ref().map(|f| f.seq), IDLE_RESEND)
+            .wait_newer(last.as_ref().or(stale.as_ref()).map(|f| f.seq), IDLE_RESEND)
         {
             Wait::Frame(f) => {
                 if let (Some(prev), None) = (&last, min_gap) {
@@ -82,7 +91,7 @@ pub fn serve(conn: &mut TcpStream, app: &App, minor_version: u8, max_fps: Option
                 }
                 f
             }
-            Wait::Timeout => match &last {
+            Wait::Timeout => match last.as_ref().or(stale.as_ref()) {
                 Some(f) => Arc::clone(f),
                 None => continue,
             },
@@ -96,11 +105,15 @@ pub fn serve(conn: &mut TcpStream, app: &App, minor_version: u8, max_fps: Option
             Err(e) => return classify(&e),
         }
         last = Some(frame);
+        stale = None;
     }
 }
 
-/// Writes one part: its headers, the JPEG, and the delimiter that ends it, so a client can
-/// show the frame as soon as it arrives.
+/// Writes one part: its headers, the JPEG, and the delimiter line that ends it, CRLF included,
+/// so a client can show the frame as soon as it arrives (browsers wait for the end of the
+/// delimiter line before they show a part). A close delimiter could then only follow an empty
+/// part, which players would try to show; so, as with µStreamer and mjpg-streamer, closing the
+/// connection ends the stream.
 fn send_part(conn: &mut TcpStream, f: &Frame) -> io::Result<u64> {
     let head = format!(
         "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}\r\n\r\n",
@@ -117,10 +130,9 @@ fn send_part(conn: &mut TcpStream, f: &Frame) -> io::Result<u64> {
     Ok((head.len() + f.jpeg.len() + tail.len()) as u64)
 }
 
-/// Ends the multipart body properly on shutdown.
-fn finish(conn: &mut TcpStream) -> End {
-    // The last delimiter already went out; `--` after it closes the multipart body.
-    let _ = conn.write_all(b"--\r\n");
+/// Ends the stream on shutdown. The last part is complete and its delimiter sent; closing the
+/// connection ends the body (no close delimiter: see `send_part`).
+fn finish(_conn: &mut TcpStream) -> End {
     End::Shutdown
 }
 
