@@ -3,6 +3,7 @@
 
 mod cli;
 mod contrib;
+mod fakecam;
 mod hostile;
 mod serve;
 mod soak;

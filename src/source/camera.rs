@@ -100,9 +100,16 @@ pub fn enumerate() -> Result<Vec<CameraInfo>> {
     Ok(cams)
 }
 
-/// Capabilities and formats of a node; `None` when it cannot capture video.
+/// Capabilities and formats of a node; `None` when it cannot capture video or has no device
+/// behind it (a stale node whose driver is gone).
 fn inspect(path: &Path) -> Result<Option<(v4l::Capabilities, Vec<FormatInfo>)>> {
-    let dev = Device::with_path(path).map_err(|e| open_error(path, e))?;
+    let dev = match Device::with_path(path) {
+        Ok(d) => d,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV | libc::ENXIO)) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(open_error(path, e)),
+    };
     let caps = query_caps(&dev, path)?;
     if !is_capture(&caps) {
         return Ok(None);
