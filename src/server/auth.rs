@@ -160,52 +160,6 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
         .context("cannot read /dev/urandom for a salt")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn basic(user: &str, pass: &str) -> String {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-        )
-    }
-
-    #[test]
-    fn hashed_and_plain_users_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("users");
-        std::fs::write(
-            &file,
-            format!("# viewers\nalice:{}\n", hash_password("s3cret").unwrap()),
-        )
-        .unwrap();
-        let auth = Auth::load(Some(&file), Some("bob:hunter2")).unwrap();
-        assert!(auth.enabled());
-        assert!(auth.check(Some(&basic("alice", "s3cret"))));
-        assert!(auth.check(Some(&basic("alice", "s3cret")))); // cached
-        assert!(auth.check(Some(&basic("bob", "hunter2"))));
-        assert!(!auth.check(Some(&basic("alice", "hunter2"))));
-        assert!(!auth.check(Some(&basic("bob", "s3cret"))));
-        assert!(!auth.check(Some(&basic("carol", "s3cret"))));
-        assert!(!auth.check(Some("Bearer abc")));
-        assert!(!auth.check(Some("Basic !!!")));
-        assert!(!auth.check(None));
-    }
-
-    #[test]
-    fn bad_auth_config_is_an_error_naming_the_input() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("users");
-        std::fs::write(&file, "alice:plaintext\n").unwrap();
-        let e = Auth::load(Some(&file), None).err().unwrap().to_string();
-        assert!(e.contains("line 1") && e.contains("hash-password"), "{e}");
-        assert!(Auth::load(Some(&dir.path().join("missing")), None).is_err());
-        assert!(Auth::load(None, Some("nocolon")).is_err());
-        assert!(!Auth::load(None, None).unwrap().enabled());
-    }
-}
-
 /// `camstream hash-password`: reads one password from stdin (without echo on a terminal) and
 /// prints its hash.
 pub fn hash_password_command() -> Result<()> {
@@ -258,5 +212,51 @@ impl Drop for EchoOff {
         unsafe {
             libc::tcsetattr(0, libc::TCSANOW, &self.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user: &str, pass: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
+    }
+
+    #[test]
+    fn hashed_and_plain_users_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(
+            &file,
+            format!("# viewers\nalice:{}\n", hash_password("s3cret").unwrap()),
+        )
+        .unwrap();
+        let auth = Auth::load(Some(&file), Some("bob:hunter2")).unwrap();
+        assert!(auth.enabled());
+        assert!(auth.check(Some(&basic("alice", "s3cret"))));
+        assert!(auth.check(Some(&basic("alice", "s3cret")))); // cached
+        assert!(auth.check(Some(&basic("bob", "hunter2"))));
+        assert!(!auth.check(Some(&basic("alice", "hunter2"))));
+        assert!(!auth.check(Some(&basic("bob", "s3cret"))));
+        assert!(!auth.check(Some(&basic("carol", "s3cret"))));
+        assert!(!auth.check(Some("Bearer abc")));
+        assert!(!auth.check(Some("Basic !!!")));
+        assert!(!auth.check(None));
+    }
+
+    #[test]
+    fn bad_auth_config_is_an_error_naming_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(&file, "alice:plaintext\n").unwrap();
+        let e = Auth::load(Some(&file), None).err().unwrap().to_string();
+        assert!(e.contains("line 1") && e.contains("hash-password"), "{e}");
+        assert!(Auth::load(Some(&dir.path().join("missing")), None).is_err());
+        assert!(Auth::load(None, Some("nocolon")).is_err());
+        assert!(!Auth::load(None, None).unwrap().enabled());
     }
 }

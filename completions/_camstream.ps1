@@ -1,0 +1,114 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'camstream' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'camstream'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'camstream' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List cameras with their formats, sizes and frame rates')
+            [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Write one JPEG from the source to a file (or "-" for stdout)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics')
+            [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'camstream;list' {
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON array instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'camstream;snapshot' {
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames')
+            [CompletionResult]::new('--fps', '--fps', [CompletionResultType]::ParameterName, 'Frames per second to capture (1..=120)')
+            [CompletionResult]::new('--quality', '--quality', [CompletionResultType]::ParameterName, 'JPEG quality for frames that camstream encodes (1..=100)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms)')
+            [CompletionResult]::new('--skip', '--skip', [CompletionResultType]::ParameterName, 'Camera warm-up frames to discard first, so that exposure has settled')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'camstream;serve' {
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames')
+            [CompletionResult]::new('--fps', '--fps', [CompletionResultType]::ParameterName, 'Frames per second to capture (1..=120)')
+            [CompletionResult]::new('--quality', '--quality', [CompletionResultType]::ParameterName, 'JPEG quality for frames that camstream encodes (1..=100)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms)')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; port 0 picks a free port (the bound address is printed)')
+            [CompletionResult]::new('--max-clients', '--max-clients', [CompletionResultType]::ParameterName, 'Most concurrent stream viewers; the next one gets 503 with Retry-After at once')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most open connections of any kind (viewers, requests being read, idle sockets); past it a new connection is answered 503 and closed. Default: max-clients + 64')
+            [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'Threads answering short requests (/snapshot, /metrics, /state, /healthz, /)')
+            [CompletionResult]::new('--send-timeout', '--send-timeout', [CompletionResultType]::ParameterName, 'A viewer that accepts no data for this long is disconnected and its slot freed')
+            [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'Time a client has to send its request line and headers')
+            [CompletionResult]::new('--allow-origin', '--allow-origin', [CompletionResultType]::ParameterName, 'Send Access-Control-Allow-Origin with this value and answer CORS preflights')
+            [CompletionResult]::new('--max-clients-per-ip', '--max-clients-per-ip', [CompletionResultType]::ParameterName, 'Most concurrent stream viewers from one IP address (default: no per-address limit)')
+            [CompletionResult]::new('--auth-file', '--auth-file', [CompletionResultType]::ParameterName, 'Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password). CAMSTREAM_AUTH=user:password adds a user from the environment')
+            [CompletionResult]::new('--auth-exempt', '--auth-exempt', [CompletionResultType]::ParameterName, 'Endpoints reachable without authentication (comma-separated: healthz, metrics, state, snapshot, stream, index), so probes and scrapers need no password. "none" for none')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'camstream;hash-password' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'camstream;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List cameras with their formats, sizes and frame rates')
+            [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Write one JPEG from the source to a file (or "-" for stdout)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics')
+            [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'camstream;help;list' {
+            break
+        }
+        'camstream;help;snapshot' {
+            break
+        }
+        'camstream;help;serve' {
+            break
+        }
+        'camstream;help;hash-password' {
+            break
+        }
+        'camstream;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,98 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[camstream] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'camstream'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'camstream'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List cameras with their formats, sizes and frame rates'
+            cand snapshot 'Write one JPEG from the source to a file (or "-" for stdout)'
+            cand serve 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+            cand hash-password 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'camstream;list'= {
+            cand --json 'Print a JSON array instead of text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'camstream;snapshot'= {
+            cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)'
+            cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames'
+            cand --fps 'Frames per second to capture (1..=120)'
+            cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'
+            cand --format 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding'
+            cand --timeout 'How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms)'
+            cand --skip 'Camera warm-up frames to discard first, so that exposure has settled'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'camstream;serve'= {
+            cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)'
+            cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames'
+            cand --fps 'Frames per second to capture (1..=120)'
+            cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'
+            cand --format 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding'
+            cand --timeout 'How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms)'
+            cand --listen 'Address to listen on; port 0 picks a free port (the bound address is printed)'
+            cand --max-clients 'Most concurrent stream viewers; the next one gets 503 with Retry-After at once'
+            cand --max-connections 'Most open connections of any kind (viewers, requests being read, idle sockets); past it a new connection is answered 503 and closed. Default: max-clients + 64'
+            cand --workers 'Threads answering short requests (/snapshot, /metrics, /state, /healthz, /)'
+            cand --send-timeout 'A viewer that accepts no data for this long is disconnected and its slot freed'
+            cand --header-timeout 'Time a client has to send its request line and headers'
+            cand --allow-origin 'Send Access-Control-Allow-Origin with this value and answer CORS preflights'
+            cand --max-clients-per-ip 'Most concurrent stream viewers from one IP address (default: no per-address limit)'
+            cand --auth-file 'Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password). CAMSTREAM_AUTH=user:password adds a user from the environment'
+            cand --auth-exempt 'Endpoints reachable without authentication (comma-separated: healthz, metrics, state, snapshot, stream, index), so probes and scrapers need no password. "none" for none'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'camstream;hash-password'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'camstream;help'= {
+            cand list 'List cameras with their formats, sizes and frame rates'
+            cand snapshot 'Write one JPEG from the source to a file (or "-" for stdout)'
+            cand serve 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+            cand hash-password 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'camstream;help;list'= {
+        }
+        &'camstream;help;snapshot'= {
+        }
+        &'camstream;help;serve'= {
+        }
+        &'camstream;help;hash-password'= {
+        }
+        &'camstream;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,74 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_camstream_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_camstream_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_camstream_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_camstream_using_subcommand
+    set -l cmd (__fish_camstream_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c camstream -n "__fish_camstream_needs_command" -s h -l help -d 'Print help'
+complete -c camstream -n "__fish_camstream_needs_command" -s V -l version -d 'Print version'
+complete -c camstream -n "__fish_camstream_needs_command" -f -a "list" -d 'List cameras with their formats, sizes and frame rates'
+complete -c camstream -n "__fish_camstream_needs_command" -f -a "snapshot" -d 'Write one JPEG from the source to a file (or "-" for stdout)'
+complete -c camstream -n "__fish_camstream_needs_command" -f -a "serve" -d 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+complete -c camstream -n "__fish_camstream_needs_command" -f -a "hash-password" -d 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
+complete -c camstream -n "__fish_camstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c camstream -n "__fish_camstream_using_subcommand list" -l json -d 'Print a JSON array instead of text'
+complete -c camstream -n "__fish_camstream_using_subcommand list" -s h -l help -d 'Print help'
+complete -c camstream -n "__fish_camstream_using_subcommand list" -s V -l version -d 'Print version'
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l fps -d 'Frames per second to capture (1..=120)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l quality -d 'JPEG quality for frames that camstream encodes (1..=100)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l format -d 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding' -r -f -a "auto\t'MJPEG when the camera offers it at the size (passed through), else YUYV'
+mjpeg\t'Compressed frames from the camera, passed through untouched'
+yuyv\t'Raw YUYV 4:2:2 frames, encoded by camstream'"
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l timeout -d 'How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l skip -d 'Camera warm-up frames to discard first, so that exposure has settled' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -s V -l version -d 'Print version'
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l fps -d 'Frames per second to capture (1..=120)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l quality -d 'JPEG quality for frames that camstream encodes (1..=100)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l format -d 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding' -r -f -a "auto\t'MJPEG when the camera offers it at the size (passed through), else YUYV'
+mjpeg\t'Compressed frames from the camera, passed through untouched'
+yuyv\t'Raw YUYV 4:2:2 frames, encoded by camstream'"
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l timeout -d 'How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port (the bound address is printed)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l max-clients -d 'Most concurrent stream viewers; the next one gets 503 with Retry-After at once' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l max-connections -d 'Most open connections of any kind (viewers, requests being read, idle sockets); past it a new connection is answered 503 and closed. Default: max-clients + 64' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l workers -d 'Threads answering short requests (/snapshot, /metrics, /state, /healthz, /)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l send-timeout -d 'A viewer that accepts no data for this long is disconnected and its slot freed' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l header-timeout -d 'Time a client has to send its request line and headers' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l allow-origin -d 'Send Access-Control-Allow-Origin with this value and answer CORS preflights' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l max-clients-per-ip -d 'Most concurrent stream viewers from one IP address (default: no per-address limit)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l auth-file -d 'Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password). CAMSTREAM_AUTH=user:password adds a user from the environment' -r -F
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l auth-exempt -d 'Endpoints reachable without authentication (comma-separated: healthz, metrics, state, snapshot, stream, index), so probes and scrapers need no password. "none" for none' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c camstream -n "__fish_camstream_using_subcommand hash-password" -s h -l help -d 'Print help'
+complete -c camstream -n "__fish_camstream_using_subcommand hash-password" -s V -l version -d 'Print version'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "list" -d 'List cameras with their formats, sizes and frame rates'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "snapshot" -d 'Write one JPEG from the source to a file (or "-" for stdout)'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "serve" -d 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "hash-password" -d 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
