@@ -24,7 +24,8 @@ pub const IDLE_RESEND: Duration = Duration::from_secs(1);
 /// How a stream ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
-    /// The server is shutting down.
+    /// The server is shutting down. The last part went out whole; closing the connection ends
+    /// the body (see `send_part` for why there is no close delimiter).
     Shutdown,
     /// The viewer closed the connection or it broke.
     Left,
@@ -76,7 +77,7 @@ pub fn serve(conn: &mut TcpStream, app: &App, minor_version: u8, max_fps: Option
     loop {
         if let Some(gap) = min_gap {
             if app.shutdown.sleep_until(next_allowed) {
-                return finish(conn);
+                return End::Shutdown;
             }
             next_allowed = Instant::now() + gap;
         }
@@ -95,7 +96,7 @@ pub fn serve(conn: &mut TcpStream, app: &App, minor_version: u8, max_fps: Option
                 Some(f) => Arc::clone(f),
                 None => continue,
             },
-            Wait::Closed => return finish(conn),
+            Wait::Closed => return End::Shutdown,
         };
         match send_part(conn, &frame) {
             Ok(n) => {
@@ -128,12 +129,6 @@ fn send_part(conn: &mut TcpStream, f: &Frame) -> io::Result<u64> {
     ];
     write_all(conn, &parts)?;
     Ok((head.len() + f.jpeg.len() + tail.len()) as u64)
-}
-
-/// Ends the stream on shutdown. The last part is complete and its delimiter sent; closing the
-/// connection ends the body (no close delimiter: see `send_part`).
-fn finish(_conn: &mut TcpStream) -> End {
-    End::Shutdown
 }
 
 fn classify(e: &io::Error) -> End {
