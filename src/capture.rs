@@ -48,7 +48,9 @@ pub struct Shared {
     pub status: Arc<Mutex<SourceStatus>>,
 }
 
-/// Starts the capture thread. It ends after `shutdown` is triggered, then closes the slot.
+/// Starts the capture thread and returns once it has tried the source for the first time (at
+/// most the source timeout), so that health and state are meaningful from the first request.
+/// The thread ends after `shutdown` is triggered, then closes the slot.
 pub fn spawn(
     settings: SourceSettings,
     open: Opener,
@@ -56,13 +58,16 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>> {
     let encoder = Encoder::new(settings.quality)?;
+    let first_try_limit = settings.timeout;
+    let (tried_tx, tried_rx) = crossbeam_channel::bounded(1);
     let handle = std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
             let mut cl = CaptureLoop::new(settings, open, shared, encoder, shutdown);
-            cl.run();
+            cl.run(&tried_tx);
             cl.shared.slot.close();
         })?;
+    let _ = tried_rx.recv_timeout(first_try_limit);
     Ok(handle)
 }
 
@@ -99,7 +104,8 @@ impl CaptureLoop {
         }
     }
 
-    fn run(&mut self) {
+    /// Opens and streams, again and again; says on `tried` when the first open has been tried.
+    fn run(&mut self, tried: &crossbeam_channel::Sender<()>) {
         let mut backoff = BACKOFF_START;
         let mut failed_before = false;
         let mut last_error = String::new();
@@ -111,6 +117,7 @@ impl CaptureLoop {
                         eprintln!("camstream: source is back: {}", source.describe());
                     }
                     self.set_up(&source.describe());
+                    let _ = tried.try_send(());
                     backoff = BACKOFF_START;
                     last_error.clear();
                     let err = self.stream(source.as_mut());
@@ -127,6 +134,7 @@ impl CaptureLoop {
                 Err(e) => {
                     failed_before = true;
                     self.fail(e, &mut last_error);
+                    let _ = tried.try_send(());
                 }
             }
             if self.wait_down(backoff, &last_error) {
