@@ -1,1 +1,1484 @@
-fn main() {}
+//! Issue #3 benchmark: many viewers on one `camstream serve`, side by side with the original
+//! thread-pool server (`../shared/baseline/seed_server.py`).
+//!
+//! Run with `cargo build --release && cargo bench --bench load -- --viewers 1,10,100,500,1000 --seconds 10`.
+//!
+//! Options (after `--`): `--viewers LIST` (default 1,10,100,500,1000), `--seconds S` measured
+//! window per level (default 10), `--repeat R` (default 3; the table shows the median of the R
+//! runs), `--idle-seconds S` (default 10), `--probes N` 503 tries per level (default 20),
+//! `--baseline-max N` (default 300: the baseline is run only at levels up to this), and
+//! `--no-baseline`.
+//!
+//! Everything stays on 127.0.0.1, every phase is bounded in time, and the servers started here
+//! are killed at the end of their level (also on panic, by a drop guard).
+//!
+//! Per level: a fresh server is started (camstream with `--max-clients N`; the baseline with a
+//! pool of N), N viewers connect at once and are read by one thread with mio (epoll), which
+//! parses the multipart stream incrementally (part head -> Content-Length -> skip the body).
+//! Once every viewer has its first frame (bounded wait) and 1 s more, a window of S seconds is
+//! measured: frames per viewer, the server's CPU (utime+stime from /proc/PID/stat), RSS
+//! (VmRSS), threads (/proc/PID/task), and latency = the client's wall clock when a part's last
+//! byte is read minus the part's X-Timestamp (camstream's capture time). After the window, with
+//! the N viewers still streaming, one more viewer is tried `--probes` times and the time from
+//! connect() to the status line is taken (camstream must answer 503 at once).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+// ---------------------------------------------------------------- options
+
+struct Opts {
+    viewers: Vec<usize>,
+    seconds: f64,
+    repeat: usize,
+    idle_seconds: f64,
+    probes: usize,
+    baseline_max: usize,
+    no_baseline: bool,
+    connect_timeout: Duration,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        viewers: vec![1, 10, 100, 500, 1000],
+        seconds: 10.0,
+        repeat: 3,
+        idle_seconds: 10.0,
+        probes: 20,
+        baseline_max: 300,
+        no_baseline: false,
+        connect_timeout: Duration::from_secs(60),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = args.get(i + 1).cloned().unwrap_or_default();
+        let mut used = 2;
+        match args[i].as_str() {
+            "--viewers" => {
+                o.viewers = val
+                    .split(',')
+                    .map(|s| s.trim().parse().expect("--viewers 1,10,100"))
+                    .collect()
+            }
+            "--seconds" => o.seconds = val.parse().expect("--seconds S"),
+            "--repeat" => o.repeat = val.parse().expect("--repeat N"),
+            "--idle-seconds" => o.idle_seconds = val.parse().expect("--idle-seconds S"),
+            "--probes" => o.probes = val.parse().expect("--probes N"),
+            "--baseline-max" => o.baseline_max = val.parse().expect("--baseline-max N"),
+            "--no-baseline" => {
+                o.no_baseline = true;
+                used = 1;
+            }
+            // `cargo bench` passes `--bench`; other unknown arguments are ignored as well.
+            _ => used = 1,
+        }
+        i += used;
+    }
+    assert!(
+        o.viewers.iter().all(|&n| (1..=5000).contains(&n)),
+        "viewers must be 1..=5000"
+    );
+    assert!(
+        o.seconds > 0.0 && o.seconds <= 600.0,
+        "--seconds must be in (0, 600]"
+    );
+    assert!(
+        o.idle_seconds > 0.0 && o.idle_seconds <= 600.0,
+        "--idle-seconds must be in (0, 600]"
+    );
+    o.repeat = o.repeat.clamp(1, 20);
+    o.probes = o.probes.clamp(1, 200);
+    o
+}
+
+// ---------------------------------------------------------------- child processes
+
+/// A server process; killed (SIGTERM, then SIGKILL) when dropped, also while panicking.
+struct Proc {
+    child: Child,
+    stderr_log: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn camstream_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/camstream")
+}
+
+/// The copy of the release binary that this run uses (others may rebuild target/ meanwhile).
+static SERVER_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn baseline_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/baseline/seed_server.py")
+}
+
+/// Starts `camstream serve` on a free port; returns it with the bound address.
+fn start_camstream(max_clients: usize, tmp: &Path) -> Result<(Proc, SocketAddr), String> {
+    let log = tmp.join(format!("camstream-{max_clients}.stderr"));
+    let bin = SERVER_BIN.get().cloned().unwrap_or_else(camstream_bin);
+    let mut child = Command::new(&bin)
+        .args([
+            "serve", "--source", "pattern", "--size", "640x480", "--fps", "30",
+        ])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--max-clients",
+            &max_clients.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(&log).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc {
+        child,
+        stderr_log: log,
+    };
+    // Read the first line on a thread (bounded wait), then keep draining stdout.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next();
+        let _ = tx.send(first);
+        for _ in lines {}
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(Some(Ok(l))) => l,
+        _ => {
+            return Err(format!(
+                "camstream printed no first line; stderr: {}",
+                proc.stderr_tail()
+            ))
+        }
+    };
+    // camstream: serving pattern on http://127.0.0.1:PORT/ (...)
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .ok_or_else(|| format!("cannot find the address in camstream's first line: {line:?}"))?;
+    assert!(addr.ip().is_loopback());
+    Ok((proc, addr))
+}
+
+fn python_has_cv2() -> bool {
+    Command::new("python3")
+        .args(["-c", "import cv2, numpy"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Makes the baseline's input: a 640x480 30 fps MJPEG AVI of ffmpeg's testsrc, 10 s.
+fn make_video(tmp: &Path) -> Result<PathBuf, String> {
+    let out = tmp.join("pattern.avi");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x480:rate=30",
+        ])
+        .args(["-t", "10", "-c:v", "mjpeg", "-q:v", "5"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    if !status.success() {
+        return Err("ffmpeg failed to make the test video".into());
+    }
+    Ok(out)
+}
+
+fn free_port() -> u16 {
+    let l = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// Starts the baseline with a pool of `pool` threads and waits until it accepts connections.
+fn start_baseline(video: &Path, pool: usize, tmp: &Path) -> Result<(Proc, SocketAddr), String> {
+    let port = free_port();
+    let log = tmp.join(format!("baseline-{pool}.stderr"));
+    let child = Command::new("python3")
+        .arg(baseline_script())
+        .arg(video)
+        .args([port.to_string(), pool.to_string(), "30".into()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start the baseline: {e}"))?;
+    let mut proc = Proc {
+        child,
+        stderr_log: log,
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(st)) = proc.child.try_wait() {
+            return Err(format!(
+                "the baseline exited ({st}): {}",
+                proc.stderr_tail()
+            ));
+        }
+        if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the baseline did not start listening within 20 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((proc, addr))
+}
+
+// ---------------------------------------------------------------- /proc readings
+
+fn clk_tck() -> f64 {
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// utime + stime of a process (all its threads), in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After "pid (comm)": f[0] is field 3 (state); utime is field 14, stime field 15.
+    let ticks: f64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(f64::NAN)
+        + f.get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+    ticks / clk_tck()
+}
+
+/// CPU time of the live threads of a process in seconds, from /proc/PID/task/*/schedstat
+/// (nanoseconds, so finer than the 10 ms ticks of /proc/PID/stat; threads that already exited
+/// are missing, which is fine for an idle server whose threads stay).
+fn cpu_seconds_schedstat(pid: u32) -> Option<f64> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total as f64 / 1e9)
+}
+
+/// The machine's CPU time from /proc/stat's first line, in seconds: (busy, steal). Busy excludes
+/// idle, iowait and steal.
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if f.len() < 8 {
+        return (f64::NAN, f64::NAN);
+    }
+    // user nice system idle iowait irq softirq steal (guest is already in user)
+    let busy = f[0] + f[1] + f[2] + f[5] + f[6];
+    (busy / clk_tck(), f[7] / clk_tck())
+}
+
+/// (VmRSS, VmHWM) in MB.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |key: &str| {
+        st.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn raise_fd_limit(want: u64) -> u64 {
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        if r.rlim_cur >= want {
+            return r.rlim_cur;
+        }
+        let hard = r.rlim_max.max(want);
+        let mut n = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: hard,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &n) != 0 {
+            // Not allowed to raise the hard limit: go as far as it allows.
+            n = libc::rlimit {
+                rlim_cur: r.rlim_max.min(want),
+                rlim_max: r.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &n);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur
+    }
+}
+
+/// camstream's /state totals (blocking, short timeout); None if unavailable.
+fn state_totals(addr: SocketAddr) -> Option<HashMap<String, f64>> {
+    let mut s = StdStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /state HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let body = text.split_once("\r\n\r\n")?.1;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let totals = v.get("totals")?.as_object()?;
+    Some(
+        totals
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect(),
+    )
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+// ---------------------------------------------------------------- the viewers
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum St {
+    Connecting,
+    RespHead,
+    PartHead,
+    Body,
+}
+
+struct Viewer {
+    sock: Option<TcpStream>,
+    st: St,
+    /// A head split across reads, until its blank line arrives.
+    head: Vec<u8>,
+    body_left: usize,
+    timestamp: Option<f64>,
+    frames: u64,
+    first_frame: Option<Instant>,
+    error: Option<String>,
+}
+
+const MAX_HEAD: usize = 8192;
+/// How long the initial burst of N connections gets before the missing ones are retried.
+const BURST_WAIT: Duration = Duration::from_secs(5);
+/// Viewers reconnected at a time after the burst.
+const REFILL_BATCH: usize = 25;
+
+fn find_blank_line(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+struct Recorder {
+    measuring: bool,
+    latencies_ms: Vec<f64>,
+}
+
+impl Viewer {
+    fn new(sock: Option<TcpStream>) -> Viewer {
+        Viewer {
+            sock,
+            st: St::Connecting,
+            head: Vec::new(),
+            body_left: 0,
+            timestamp: None,
+            frames: 0,
+            first_frame: None,
+            error: None,
+        }
+    }
+
+    /// Consumes received bytes; `now` is the wall clock at the read.
+    fn feed(&mut self, data: &[u8], now: f64, rec: &mut Recorder) -> Result<(), String> {
+        let mut i = 0;
+        while i < data.len() {
+            match self.st {
+                St::Connecting => return Err("data before the request was sent".into()),
+                St::Body => {
+                    let take = self.body_left.min(data.len() - i);
+                    self.body_left -= take;
+                    i += take;
+                    if self.body_left == 0 {
+                        self.frame_done(now, rec);
+                    }
+                }
+                St::RespHead | St::PartHead => {
+                    let rest = &data[i..];
+                    let (head_end, consumed) = if self.head.is_empty() {
+                        // Common case: the whole head is in this read; no copy.
+                        match find_blank_line(&rest[..rest.len().min(MAX_HEAD)]) {
+                            Some(p) => (Some(p + 4), p + 4),
+                            None => {
+                                if rest.len() >= MAX_HEAD {
+                                    return Err("no blank line within 8 KiB".into());
+                                }
+                                self.head.extend_from_slice(rest);
+                                (None, rest.len())
+                            }
+                        }
+                    } else {
+                        let old = self.head.len();
+                        let take = rest.len().min(MAX_HEAD - old);
+                        self.head.extend_from_slice(&rest[..take]);
+                        match find_blank_line(&self.head[old.saturating_sub(3)..]) {
+                            Some(p) => {
+                                let end = old.saturating_sub(3) + p + 4;
+                                self.head.truncate(end);
+                                (Some(end), end - old)
+                            }
+                            None if self.head.len() >= MAX_HEAD => {
+                                return Err("no blank line within 8 KiB".into())
+                            }
+                            None => (None, take),
+                        }
+                    };
+                    i += consumed;
+                    if let Some(end) = head_end {
+                        let head: Vec<u8> = if self.head.is_empty() {
+                            rest[..end].to_vec()
+                        } else {
+                            std::mem::take(&mut self.head)
+                        };
+                        self.head.clear();
+                        if let Err(e) = self.on_head(&head, now, rec) {
+                            // A refusal: keep the first words of its body, which say why.
+                            let body = &data[i..data.len().min(i + 48)];
+                            let why = String::from_utf8_lossy(body);
+                            let why = why.lines().next().unwrap_or("").trim();
+                            return Err(if why.is_empty() {
+                                e
+                            } else {
+                                format!("{e} ({why})")
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_head(&mut self, head: &[u8], now: f64, rec: &mut Recorder) -> Result<(), String> {
+        let text = String::from_utf8_lossy(head);
+        if self.st == St::RespHead {
+            let status = text.split_whitespace().nth(1).unwrap_or("?");
+            if status != "200" {
+                return Err(format!("status {status}"));
+            }
+            self.st = St::PartHead;
+            return Ok(());
+        }
+        let mut len = None;
+        self.timestamp = None;
+        for line in text.split("\r\n") {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse::<usize>().ok();
+            } else if k.eq_ignore_ascii_case("x-timestamp") {
+                self.timestamp = v.trim().parse::<f64>().ok();
+            }
+        }
+        let Some(len) = len else {
+            // "--\r\n" closing the multipart body, or a preamble: not a part.
+            return if text.trim_end().ends_with("--") {
+                Err("stream ended".into())
+            } else {
+                Ok(())
+            };
+        };
+        self.body_left = len;
+        self.st = St::Body;
+        if len == 0 {
+            self.frame_done(now, rec);
+        }
+        Ok(())
+    }
+
+    fn frame_done(&mut self, now: f64, rec: &mut Recorder) {
+        self.frames += 1;
+        if self.first_frame.is_none() {
+            self.first_frame = Some(Instant::now());
+        }
+        if rec.measuring {
+            if let Some(ts) = self.timestamp {
+                rec.latencies_ms.push((now - ts) * 1e3);
+            }
+        }
+        self.st = St::PartHead;
+    }
+}
+
+struct Crowd {
+    poll: Poll,
+    events: Events,
+    viewers: Vec<Viewer>,
+    buf: Vec<u8>,
+    request: Vec<u8>,
+    rec: Recorder,
+}
+
+impl Crowd {
+    /// Opens `n` connections at once (non-blocking); requests go out as each connects.
+    fn connect(addr: SocketAddr, n: usize, path: &str) -> io::Result<Crowd> {
+        let poll = Poll::new()?;
+        let mut viewers = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut v = match TcpStream::connect(addr) {
+                Ok(s) => Viewer::new(Some(s)),
+                Err(e) => {
+                    let mut v = Viewer::new(None);
+                    v.error = Some(format!("connect: {e}"));
+                    v
+                }
+            };
+            if let Some(s) = v.sock.as_mut() {
+                poll.registry()
+                    .register(s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+            }
+            viewers.push(v);
+        }
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: camstream-load-bench\r\n\r\n"
+        );
+        Ok(Crowd {
+            poll,
+            events: Events::with_capacity(1024),
+            viewers,
+            buf: vec![0; 256 << 10],
+            request: request.into_bytes(),
+            rec: Recorder {
+                measuring: false,
+                latencies_ms: Vec::new(),
+            },
+        })
+    }
+
+    fn kill(&mut self, i: usize, why: String) {
+        let v = &mut self.viewers[i];
+        if let Some(mut s) = v.sock.take() {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        v.error.get_or_insert(why);
+    }
+
+    /// Handles socket events until `until`.
+    fn pump(&mut self, until: Instant) {
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            let timeout = (until - now).min(Duration::from_millis(50));
+            if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    panic!("poll failed: {e}");
+                }
+            }
+            let tokens: Vec<(usize, bool, bool)> = self
+                .events
+                .iter()
+                .map(|e| {
+                    (
+                        e.token().0,
+                        e.is_writable(),
+                        e.is_readable() || e.is_read_closed(),
+                    )
+                })
+                .collect();
+            for (i, writable, readable) in tokens {
+                if writable && self.viewers[i].st == St::Connecting {
+                    if let Err(why) = self.send_request(i) {
+                        self.kill(i, why);
+                        continue;
+                    }
+                }
+                if readable && self.viewers[i].st != St::Connecting {
+                    self.read(i);
+                }
+            }
+        }
+    }
+
+    fn send_request(&mut self, i: usize) -> Result<(), String> {
+        let v = &mut self.viewers[i];
+        let Some(s) = v.sock.as_mut() else {
+            return Ok(());
+        };
+        if let Ok(Some(e)) | Err(e) = s.take_error() {
+            return Err(format!("connect: {e}"));
+        }
+        match s.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()), // not yet
+            Err(e) => return Err(format!("connect: {e}")),
+        }
+        // A request this small always fits in a fresh socket's buffer.
+        match s.write(&self.request) {
+            Ok(n) if n == self.request.len() => {}
+            Ok(_) => return Err("short write of the request".into()),
+            Err(e) => return Err(format!("write: {e}")),
+        }
+        v.st = St::RespHead;
+        let _ = self
+            .poll
+            .registry()
+            .reregister(s, Token(i), Interest::READABLE);
+        Ok(())
+    }
+
+    fn read(&mut self, i: usize) {
+        loop {
+            let Some(s) = self.viewers[i].sock.as_mut() else {
+                return;
+            };
+            match s.read(&mut self.buf) {
+                Ok(0) => return self.kill(i, "closed by the server".into()),
+                Ok(n) => {
+                    let now = unix_now();
+                    if let Err(why) = self.viewers[i].feed(&self.buf[..n], now, &mut self.rec) {
+                        return self.kill(i, why);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.kill(i, format!("read: {e}")),
+            }
+        }
+    }
+
+    /// Every viewer streaming (has had a frame) or given up.
+    fn all_settled(&self, which: &[usize]) -> bool {
+        which
+            .iter()
+            .all(|&i| self.viewers[i].first_frame.is_some() || self.viewers[i].sock.is_none())
+    }
+
+    fn not_streaming(&self) -> Vec<usize> {
+        (0..self.viewers.len())
+            .filter(|&i| self.viewers[i].first_frame.is_none())
+            .collect()
+    }
+
+    /// Replaces viewer `i` with a fresh connection.
+    fn reconnect(&mut self, i: usize, addr: SocketAddr) {
+        if let Some(mut s) = self.viewers[i].sock.take() {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        self.viewers[i] = match TcpStream::connect(addr) {
+            Ok(s) => Viewer::new(Some(s)),
+            Err(e) => {
+                let mut v = Viewer::new(None);
+                v.error = Some(format!("connect: {e}"));
+                v
+            }
+        };
+        if let Some(s) = self.viewers[i].sock.as_mut() {
+            let _ =
+                self.poll
+                    .registry()
+                    .register(s, Token(i), Interest::READABLE | Interest::WRITABLE);
+        }
+    }
+
+    /// Error messages of the viewers, counted.
+    fn errors(&self) -> String {
+        let mut errors: HashMap<String, usize> = HashMap::new();
+        for v in &self.viewers {
+            if let Some(e) = &v.error {
+                *errors.entry(e.clone()).or_default() += 1;
+            }
+        }
+        let mut v: Vec<String> = errors.iter().map(|(k, c)| format!("{c}x {k}")).collect();
+        v.sort();
+        v.join("; ")
+    }
+
+    /// What the viewers not streaming are doing, e.g. "3 connecting, 2 awaiting the response".
+    fn stuck(&self) -> String {
+        let alive = |st: St| {
+            self.viewers
+                .iter()
+                .filter(|v| v.sock.is_some() && v.first_frame.is_none() && v.st == st)
+                .count()
+        };
+        format!(
+            "{} connecting, {} awaiting the response, {} awaiting the first frame",
+            alive(St::Connecting),
+            alive(St::RespHead),
+            alive(St::PartHead) + alive(St::Body)
+        )
+    }
+
+    fn frames(&self) -> Vec<u64> {
+        self.viewers.iter().map(|v| v.frames).collect()
+    }
+}
+
+/// Tries one more viewer `n` times: (status code if any, ms from connect() to the status line,
+/// whether Retry-After was sent).
+fn probe(
+    addr: SocketAddr,
+    path: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<(Option<u16>, f64, bool)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let result = (|| -> io::Result<(Option<u16>, f64, bool)> {
+            let mut s = StdStream::connect_timeout(&addr, timeout)?;
+            s.set_read_timeout(Some(timeout))?;
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 2048];
+            let mut status_at = None;
+            loop {
+                match s.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(k) => got.extend_from_slice(&chunk[..k]),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::TimedOut =>
+                    {
+                        break
+                    }
+                    Err(e) => return Err(e),
+                }
+                if status_at.is_none() && got.windows(2).any(|w| w == b"\r\n") {
+                    status_at = Some(t.elapsed().as_secs_f64() * 1e3);
+                }
+                if find_blank_line(&got).is_some() {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&got);
+            let code = status_at.and_then(|_| text.split_whitespace().nth(1)?.parse().ok());
+            let retry = text
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("retry-after:"));
+            Ok((
+                code,
+                status_at.unwrap_or(t.elapsed().as_secs_f64() * 1e3),
+                retry,
+            ))
+        })();
+        out.push(result.unwrap_or((None, t.elapsed().as_secs_f64() * 1e3, false)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out
+}
+
+// ---------------------------------------------------------------- one level
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Kind {
+    Camstream,
+    Baseline,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Camstream => "camstream",
+            Kind::Baseline => "baseline",
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Run {
+    viewers: usize,
+    streaming: usize,
+    fps_min: f64,
+    fps_median: f64,
+    at_29: usize,
+    cpu_pct: f64,
+    us_per_frame: f64,
+    rss_mb: f64,
+    hwm_mb: f64,
+    threads: usize,
+    lat_p50: Option<f64>,
+    lat_p99: Option<f64>,
+    all_streaming_ms: Option<f64>,
+    probe_median_ms: Option<f64>,
+    probe_max_ms: Option<f64>,
+    probe_summary: String,
+    client_cpu_pct: f64,
+    /// CPU used by everything else on the machine (other processes, interrupts), % of one core.
+    others_cpu_pct: f64,
+    steal_pct: f64,
+    src_fps: Option<f64>,
+    skipped_per_s: Option<f64>,
+    errors: String,
+    burst_streaming: usize,
+    burst_ms: Option<f64>,
+    burst_detail: String,
+    not_streaming: String,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[idx])
+}
+
+fn run_level(
+    kind: Kind,
+    n: usize,
+    o: &Opts,
+    tmp: &Path,
+    video: Option<&Path>,
+) -> Result<Run, String> {
+    let (server, addr) = match kind {
+        Kind::Camstream => start_camstream(n, tmp)?,
+        Kind::Baseline => start_baseline(video.unwrap(), n, tmp)?,
+    };
+    let pid = server.pid();
+    let pid_s = pid.to_string();
+    let path = if kind == Kind::Camstream {
+        "/stream"
+    } else {
+        "/"
+    };
+    // Let the source start (the baseline opens its video and starts its sender thread).
+    std::thread::sleep(Duration::from_millis(if kind == Kind::Camstream {
+        300
+    } else {
+        1000
+    }));
+
+    // All N at once (a burst), then whoever is not streaming after BURST_WAIT (refused, or stuck
+    // in SYN retries) is closed and reconnected in batches, so that the window measures N.
+    let t_connect = Instant::now();
+    let mut crowd =
+        Crowd::connect(addr, n, path).map_err(|e| format!("cannot open viewers: {e}"))?;
+    let everyone: Vec<usize> = (0..n).collect();
+    let burst_end = t_connect + BURST_WAIT;
+    while !crowd.all_settled(&everyone) && Instant::now() < burst_end {
+        crowd.pump(Instant::now() + Duration::from_millis(10));
+    }
+    let burst_streaming = n - crowd.not_streaming().len();
+    let burst_ms =
+        (crowd.not_streaming().is_empty()).then(|| t_connect.elapsed().as_secs_f64() * 1e3);
+    let burst_detail = {
+        let e = crowd.errors();
+        let stuck = crowd
+            .not_streaming()
+            .iter()
+            .filter(|&&i| crowd.viewers[i].sock.is_some())
+            .count();
+        match (e.is_empty(), stuck) {
+            (true, 0) => String::new(),
+            (false, 0) => e,
+            (true, _) => crowd.stuck(),
+            (false, _) => format!("{e}; {}", crowd.stuck()),
+        }
+    };
+    let deadline = t_connect + o.connect_timeout;
+    loop {
+        let missing = crowd.not_streaming();
+        if missing.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        let batch: Vec<usize> = missing.into_iter().take(REFILL_BATCH).collect();
+        for &i in &batch {
+            crowd.reconnect(i, addr);
+        }
+        let batch_end = (Instant::now() + BURST_WAIT).min(deadline);
+        while !crowd.all_settled(&batch) && Instant::now() < batch_end {
+            crowd.pump(Instant::now() + Duration::from_millis(10));
+        }
+    }
+    let all_streaming_ms = crowd
+        .not_streaming()
+        .is_empty()
+        .then(|| t_connect.elapsed().as_secs_f64() * 1e3);
+    let not_streaming = if crowd.not_streaming().is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{} not streaming before the window: {}; {}",
+            crowd.not_streaming().len(),
+            crowd.errors(),
+            crowd.stuck()
+        )
+    };
+    crowd.pump(Instant::now() + Duration::from_secs(1));
+
+    // The measured window.
+    let state0 = if kind == Kind::Camstream {
+        state_totals(addr)
+    } else {
+        None
+    };
+    let frames0 = crowd.frames();
+    let (cpu0, me0, mach0) = (cpu_seconds(&pid_s), cpu_seconds("self"), machine_cpu());
+    let t0 = Instant::now();
+    crowd.rec.measuring = true;
+    crowd.pump(t0 + Duration::from_secs_f64(o.seconds));
+    crowd.rec.measuring = false;
+    let secs = t0.elapsed().as_secs_f64();
+    let (cpu1, me1, mach1) = (cpu_seconds(&pid_s), cpu_seconds("self"), machine_cpu());
+    let frames1 = crowd.frames();
+    let (rss, hwm) = rss_mb(pid);
+    let nthreads = threads(pid);
+    let state1 = if kind == Kind::Camstream {
+        state_totals(addr)
+    } else {
+        None
+    };
+
+    // One viewer too many, while the N viewers keep streaming.
+    let (probes, probe_timeout) = match kind {
+        Kind::Camstream => (o.probes, Duration::from_secs(2)),
+        // The baseline queues viewer N+1 silently; one try shows it.
+        Kind::Baseline => (1, Duration::from_secs(2)),
+    };
+    let probe_path = path.to_string();
+    let prober = std::thread::spawn(move || probe(addr, &probe_path, probes, probe_timeout));
+    let probe_deadline = Instant::now() + Duration::from_secs(10) + probe_timeout * probes as u32;
+    while !prober.is_finished() && Instant::now() < probe_deadline {
+        crowd.pump(Instant::now() + Duration::from_millis(20));
+    }
+    let probe_results = if prober.is_finished() {
+        prober.join().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+
+    let mut fps: Vec<f64> = frames0
+        .iter()
+        .zip(&frames1)
+        .map(|(a, b)| (b - a) as f64 / secs)
+        .collect();
+    let delivered: u64 = frames0.iter().zip(&frames1).map(|(a, b)| b - a).sum();
+    let streaming = frames0.iter().zip(&frames1).filter(|(a, b)| b > a).count();
+    let at_29 = fps.iter().filter(|&&f| f >= 29.0).count();
+    let fps_min = fps.iter().cloned().fold(f64::INFINITY, f64::min);
+    let fps_median = median(&mut fps);
+    let cpu = cpu1 - cpu0;
+    let mut lat = std::mem::take(&mut crowd.rec.latencies_ms);
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+
+    let mut probe_ms: Vec<f64> = probe_results.iter().map(|p| p.1).collect();
+    let probe_max = probe_ms.iter().cloned().fold(f64::NAN, f64::max);
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    for p in &probe_results {
+        let key = match p.0 {
+            Some(c) if p.2 => format!("{c}+Retry-After"),
+            Some(c) => c.to_string(),
+            None => format!("no answer in {} s", probe_timeout.as_secs()),
+        };
+        *codes.entry(key).or_default() += 1;
+    }
+    let answered = probe_results.iter().any(|p| p.0.is_some());
+    let errors = crowd.errors();
+    let src = match (&state0, &state1) {
+        (Some(a), Some(b)) => {
+            let d = |k: &str| {
+                (b.get(k).copied().unwrap_or(0.0) - a.get(k).copied().unwrap_or(0.0)) / secs
+            };
+            Some((d("frames_captured"), d("frames_skipped")))
+        }
+        _ => None,
+    };
+    drop(crowd);
+    drop(server);
+
+    Ok(Run {
+        viewers: n,
+        streaming,
+        fps_min,
+        fps_median,
+        at_29,
+        cpu_pct: cpu / secs * 100.0,
+        us_per_frame: if delivered > 0 {
+            cpu / delivered as f64 * 1e6
+        } else {
+            f64::NAN
+        },
+        rss_mb: rss,
+        hwm_mb: hwm,
+        threads: nthreads,
+        lat_p50: percentile(&lat, 0.50),
+        lat_p99: percentile(&lat, 0.99),
+        all_streaming_ms,
+        probe_median_ms: answered.then(|| median(&mut probe_ms)),
+        probe_max_ms: answered.then_some(probe_max),
+        probe_summary: {
+            let mut v: Vec<String> = codes.iter().map(|(k, c)| format!("{c}x {k}")).collect();
+            v.sort();
+            v.join(", ")
+        },
+        client_cpu_pct: (me1 - me0) / secs * 100.0,
+        others_cpu_pct: ((mach1.0 - mach0.0) - (cpu1 - cpu0) - (me1 - me0)) / secs * 100.0,
+        steal_pct: (mach1.1 - mach0.1) / secs * 100.0,
+        src_fps: src.map(|s| s.0),
+        skipped_per_s: src.map(|s| s.1),
+        errors,
+        burst_streaming,
+        burst_ms,
+        burst_detail,
+        not_streaming,
+    })
+}
+
+/// CPU % (from ticks, and from schedstat if available), RSS and threads of a server with its
+/// source running and nobody watching.
+struct Idle {
+    cpu_pct: f64,
+    cpu_pct_fine: Option<f64>,
+    rss_mb: f64,
+    threads: usize,
+}
+
+fn run_idle(kind: Kind, o: &Opts, tmp: &Path, video: Option<&Path>) -> Result<Idle, String> {
+    let (server, _addr) = match kind {
+        Kind::Camstream => start_camstream(10, tmp)?,
+        Kind::Baseline => start_baseline(video.unwrap(), 1, tmp)?,
+    };
+    let pid = server.pid();
+    std::thread::sleep(Duration::from_secs(2));
+    let (c0, f0) = (cpu_seconds(&pid.to_string()), cpu_seconds_schedstat(pid));
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(o.idle_seconds));
+    let (c1, f1) = (cpu_seconds(&pid.to_string()), cpu_seconds_schedstat(pid));
+    let secs = t0.elapsed().as_secs_f64();
+    let (rss, _) = rss_mb(pid);
+    let th = threads(pid);
+    drop(server);
+    Ok(Idle {
+        cpu_pct: (c1 - c0) / secs * 100.0,
+        cpu_pct_fine: f0.zip(f1).map(|(a, b)| (b - a) / secs * 100.0),
+        rss_mb: rss,
+        threads: th,
+    })
+}
+
+// ---------------------------------------------------------------- report
+
+fn f1(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1}")
+    } else {
+        "n/a".into()
+    }
+}
+
+fn f2o(v: Option<f64>) -> String {
+    v.filter(|x| x.is_finite())
+        .map(|x| format!("{x:.2}"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn print_run(kind: Kind, rep: usize, r: &Run) {
+    println!(
+        "  run {rep} {} {:>4} viewers: streaming {}, fps min {:.1} median {:.1}, >=29fps {}, CPU {:.1} % ({} us/frame), RSS {:.1} MB, threads {}, latency p50 {} p99 {} ms, all streaming after {} ms, probe {} (median {} ms), src {} fps, skipped {}/s, client CPU {:.0} %, others {:.0} %, steal {:.0} %{}",
+        kind.name(),
+        r.viewers,
+        r.streaming,
+        r.fps_min,
+        r.fps_median,
+        r.at_29,
+        r.cpu_pct,
+        f1(r.us_per_frame),
+        r.rss_mb,
+        r.threads,
+        f2o(r.lat_p50),
+        f2o(r.lat_p99),
+        f2o(r.all_streaming_ms),
+        r.probe_summary,
+        f2o(r.probe_median_ms),
+        f2o(r.src_fps),
+        f2o(r.skipped_per_s),
+        r.client_cpu_pct,
+        r.others_cpu_pct,
+        r.steal_pct,
+        if r.errors.is_empty() { String::new() } else { format!(", viewer errors: {}", r.errors) }
+    );
+    println!(
+        "      burst of {} at once: {} streaming within {} s{}{}{}",
+        r.viewers,
+        r.burst_streaming,
+        BURST_WAIT.as_secs(),
+        r.burst_ms
+            .map(|ms| format!(" (all after {ms:.0} ms)"))
+            .unwrap_or_default(),
+        if r.burst_detail.is_empty() {
+            String::new()
+        } else {
+            format!("; the others: {}", r.burst_detail)
+        },
+        if r.not_streaming.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", r.not_streaming)
+        }
+    );
+}
+
+fn med_of(runs: &[Run], f: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
+    let mut v: Vec<f64> = runs
+        .iter()
+        .filter_map(&f)
+        .filter(|x| x.is_finite())
+        .collect();
+    (!v.is_empty()).then(|| median(&mut v))
+}
+
+fn main() {
+    let o = parse_opts();
+    let bin = camstream_bin();
+    if !bin.exists() {
+        eprintln!(
+            "error: {} is missing: build it first with `cargo build --release` (this bench runs the release binary)",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    let fd_limit = raise_fd_limit(8192);
+    let need = o.viewers.iter().max().copied().unwrap_or(0) as u64 + 256;
+    if fd_limit < need {
+        eprintln!("warning: RLIMIT_NOFILE is {fd_limit}, below the {need} this run needs");
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let copy = tmp.path().join("camstream");
+    std::fs::copy(&bin, &copy).expect("copy the release binary");
+    let _ = SERVER_BIN.set(copy);
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| format!("{} s since the epoch", d.as_secs()))
+        .unwrap_or_default();
+
+    // The baseline, if it can run here.
+    let mut video = None;
+    let mut baseline_note = String::new();
+    if o.no_baseline {
+        baseline_note = "baseline skipped (--no-baseline)".into();
+    } else if !baseline_script().exists() {
+        baseline_note = format!(
+            "baseline skipped: {} not found",
+            baseline_script().display()
+        );
+    } else if !python_has_cv2() {
+        baseline_note = "baseline skipped: python3 cannot import cv2 and numpy (pip install opencv-python-headless numpy)".into();
+    } else {
+        match make_video(tmp.path()) {
+            Ok(v) => video = Some(v),
+            Err(e) => baseline_note = format!("baseline skipped: {e}"),
+        }
+    }
+    let baseline_levels: Vec<usize> = if video.is_some() {
+        o.viewers
+            .iter()
+            .copied()
+            .filter(|&n| n <= o.baseline_max)
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    println!("camstream load benchmark (issue #3)");
+    println!("camstream binary: {} (modified {built}; a copy is run, so rebuilds meanwhile do not matter)", bin.display());
+    println!(
+        "camstream: {} serve --source pattern --size 640x480 --fps 30 --listen 127.0.0.1:0 --max-clients N",
+        bin.display()
+    );
+    if video.is_some() {
+        println!(
+            "baseline: python3 ../shared/baseline/seed_server.py pattern.avi PORT N 30 (pool N = viewers; input: ffmpeg testsrc 640x480 30 fps, 10 s, MJPEG q:v 5, looped; it re-encodes at JPEG q40); levels {baseline_levels:?} (--baseline-max {})",
+            o.baseline_max
+        );
+    } else {
+        println!("{baseline_note}");
+    }
+    println!(
+        "levels {:?}, window {} s, {} repeats (median shown), idle window {} s, {} probes per level, RLIMIT_NOFILE {fd_limit}",
+        o.viewers, o.seconds, o.repeat, o.idle_seconds, o.probes
+    );
+    println!(
+        "client: one thread, mio/epoll, incremental multipart parsing; viewers connect all at once"
+    );
+
+    let mut idle: HashMap<Kind, Vec<Idle>> = HashMap::new();
+    let mut runs: HashMap<(Kind, usize), Vec<Run>> = HashMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    for rep in 1..=o.repeat {
+        let kinds: Vec<Kind> = if video.is_some() {
+            vec![Kind::Camstream, Kind::Baseline]
+        } else {
+            vec![Kind::Camstream]
+        };
+        for &kind in &kinds {
+            match run_idle(kind, &o, tmp.path(), video.as_deref()) {
+                Ok(r) => {
+                    println!(
+                        "  run {rep} {} idle (source running, no viewers): CPU {:.2} % (schedstat {} %), RSS {:.1} MB, threads {}",
+                        kind.name(),
+                        r.cpu_pct,
+                        r.cpu_pct_fine.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into()),
+                        r.rss_mb,
+                        r.threads
+                    );
+                    idle.entry(kind).or_default().push(r);
+                }
+                Err(e) => failures.push(format!("run {rep} {} idle: {e}", kind.name())),
+            }
+        }
+        for &n in &o.viewers {
+            for &kind in &kinds {
+                if kind == Kind::Baseline && !baseline_levels.contains(&n) {
+                    continue;
+                }
+                match run_level(kind, n, &o, tmp.path(), video.as_deref()) {
+                    Ok(r) => {
+                        print_run(kind, rep, &r);
+                        runs.entry((kind, n)).or_default().push(r);
+                    }
+                    Err(e) => {
+                        println!("  run {rep} {} {n} viewers: FAILED: {e}", kind.name());
+                        failures.push(format!("run {rep} {} {n} viewers: {e}", kind.name()));
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ summary
+    println!();
+    println!(
+        "Idle (source running, no viewers), median of {} runs:",
+        o.repeat
+    );
+    println!(
+        "| server | CPU % (/proc/PID/stat ticks) | CPU % (schedstat, ns) | RSS MB | threads |"
+    );
+    println!("|---|---|---|---|---|");
+    for kind in [Kind::Camstream, Kind::Baseline] {
+        if let Some(v) = idle.get(&kind) {
+            let m = |f: &dyn Fn(&Idle) -> Option<f64>| {
+                let mut x: Vec<f64> = v.iter().filter_map(f).collect();
+                (!x.is_empty()).then(|| median(&mut x))
+            };
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                kind.name(),
+                f2o(m(&|r| Some(r.cpu_pct))),
+                m(&|r| r.cpu_pct_fine)
+                    .map(|x| format!("{x:.3}"))
+                    .unwrap_or_else(|| "n/a".into()),
+                f1(m(&|r| Some(r.rss_mb)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.threads as f64)).unwrap_or(f64::NAN))
+            );
+        }
+    }
+    println!();
+    println!(
+        "Per level, median of {} runs (fps min = slowest viewer in a run):",
+        o.repeat
+    );
+    println!("| server | viewers | streaming | fps min | fps median | viewers >=29 fps | server CPU % | CPU us/frame | RSS MB | peak RSS MB | threads | latency p50 ms | latency p99 ms | burst: streaming within 5 s | all streaming after ms | N+1: status | N+1: ms to status | source fps | skipped/s | client CPU % | others CPU % |");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for &n in &o.viewers {
+        for kind in [Kind::Camstream, Kind::Baseline] {
+            let Some(rs) = runs.get(&(kind, n)) else {
+                continue;
+            };
+            let m = |f: &dyn Fn(&Run) -> Option<f64>| med_of(rs, f);
+            println!(
+                "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                kind.name(),
+                f1(m(&|r| Some(r.streaming as f64)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.fps_min)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.fps_median)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.at_29 as f64)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.cpu_pct)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.us_per_frame)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.rss_mb)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.hwm_mb)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.threads as f64)).unwrap_or(f64::NAN)),
+                f2o(m(&|r| r.lat_p50)),
+                f2o(m(&|r| r.lat_p99)),
+                f1(m(&|r| Some(r.burst_streaming as f64)).unwrap_or(f64::NAN)),
+                f2o(m(&|r| r.all_streaming_ms)),
+                rs.last().map(|r| r.probe_summary.clone()).unwrap_or_default(),
+                f2o(m(&|r| r.probe_median_ms)),
+                f2o(m(&|r| r.src_fps)),
+                f2o(m(&|r| r.skipped_per_s)),
+                f1(m(&|r| Some(r.client_cpu_pct)).unwrap_or(f64::NAN)),
+                f1(m(&|r| Some(r.others_cpu_pct)).unwrap_or(f64::NAN)),
+            );
+        }
+    }
+
+    // ------------------------------------------------------------ targets
+    println!();
+    println!("Targets (issue #3):");
+    let verdict = |ok: bool| if ok { "MET" } else { "MISSED" };
+    for &n in &o.viewers {
+        if let Some(rs) = runs.get(&(Kind::Camstream, n)) {
+            let med_min = med_of(rs, |r| Some(r.fps_min)).unwrap_or(f64::NAN);
+            let worst = rs.iter().map(|r| r.fps_min).fold(f64::INFINITY, f64::min);
+            println!(
+                "  every viewer >= 29 fps at {n}: {} (slowest viewer: median over runs {med_min:.1} fps, worst run {worst:.1} fps)",
+                verdict(med_min >= 29.0)
+            );
+        }
+    }
+    for &n in &baseline_levels {
+        if let (Some(c), Some(b)) = (
+            runs.get(&(Kind::Camstream, n)),
+            runs.get(&(Kind::Baseline, n)),
+        ) {
+            let cu = med_of(c, |r| Some(r.us_per_frame)).unwrap_or(f64::NAN);
+            let bu = med_of(b, |r| Some(r.us_per_frame)).unwrap_or(f64::NAN);
+            println!(
+                "  CPU per delivered frame <= 1/10 of the baseline's at {n}: {} (camstream {cu:.1} us, baseline {bu:.1} us, ratio 1/{:.1})",
+                verdict(cu * 10.0 <= bu),
+                bu / cu
+            );
+        }
+    }
+    if let Some(rs) = runs.get(&(Kind::Camstream, 100)) {
+        let p99 = med_of(rs, |r| r.lat_p99).unwrap_or(f64::NAN);
+        println!(
+            "  latency p99 <= 5 ms at 100 viewers: {} ({p99:.2} ms)",
+            verdict(p99 <= 5.0)
+        );
+    }
+    for &n in &o.viewers {
+        if let Some(rs) = runs.get(&(Kind::Camstream, n)) {
+            let ms = med_of(rs, |r| r.probe_median_ms).unwrap_or(f64::NAN);
+            let max = rs
+                .iter()
+                .filter_map(|r| r.probe_max_ms)
+                .fold(f64::NAN, f64::max);
+            let all503 = rs.iter().all(|r| {
+                !r.probe_summary.is_empty()
+                    && r.probe_summary.split(", ").all(|s| s.contains(" 503"))
+            });
+            println!(
+                "  503 within 5 ms with {n} slots taken: {} (median {ms:.2} ms, slowest try {max:.2} ms; {})",
+                verdict(ms <= 5.0 && all503),
+                if all503 { "every try got 503 + Retry-After".to_string() } else { format!("answers: {}", rs.last().map(|r| r.probe_summary.as_str()).unwrap_or("")) }
+            );
+        }
+    }
+    if let Some(v) = idle.get(&Kind::Camstream) {
+        let mut x: Vec<f64> = v.iter().map(|r| r.cpu_pct).collect();
+        let c = median(&mut x);
+        let mut y: Vec<f64> = v.iter().filter_map(|r| r.cpu_pct_fine).collect();
+        let fine = (!y.is_empty()).then(|| median(&mut y));
+        println!(
+            "  idle CPU (source running, no viewers) <= 0.5 %: {} ({c:.2} % from ticks{})",
+            verdict(fine.unwrap_or(c) <= 0.5),
+            fine.map(|f| format!(", {f:.3} % from schedstat"))
+                .unwrap_or_default()
+        );
+    }
+    if !failures.is_empty() {
+        println!();
+        println!("Failures:");
+        for f in &failures {
+            println!("  {f}");
+        }
+    }
+    if !baseline_note.is_empty() && video.is_none() {
+        println!("note: {baseline_note}");
+    }
+}
