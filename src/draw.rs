@@ -5,11 +5,30 @@ use font8x8::legacy::BASIC_LEGACY;
 
 use crate::frame::Planar;
 
-/// A colour as Y, U (Cb), V (Cr), BT.601 limited range.
+/// A colour as Y, U (Cb), V (Cr), full range as JPEG (JFIF) stores it.
 pub type Yuv = [u8; 3];
 
-pub const WHITE: Yuv = [235, 128, 128];
-pub const BLACK: Yuv = [16, 128, 128];
+pub const WHITE: Yuv = rgb(255, 255, 255);
+pub const BLACK: Yuv = rgb(0, 0, 0);
+
+/// The JFIF (full-range BT.601) Y, Cb, Cr of an RGB colour.
+pub const fn rgb(r: u8, g: u8, b: u8) -> Yuv {
+    let (r, g, b) = (r as i32, g as i32, b as i32);
+    let y = (77 * r + 150 * g + 29 * b + 128) >> 8;
+    let cb = ((-43 * r - 85 * g + 128 * b + 128) >> 8) + 128;
+    let cr = ((128 * r - 107 * g - 21 * b + 128) >> 8) + 128;
+    [clamp(y), clamp(cb), clamp(cr)]
+}
+
+const fn clamp(v: i32) -> u8 {
+    if v < 0 {
+        0
+    } else if v > 255 {
+        255
+    } else {
+        v as u8
+    }
+}
 
 /// Fills the rectangle (clipped to the picture).
 pub fn fill_rect(pic: &mut Planar, x: usize, y: usize, w: usize, h: usize, c: Yuv) {
@@ -93,10 +112,18 @@ mod tests {
         let (y, u, v) = p.planes_mut();
         assert_eq!(y[2 * 8 + 6], 100);
         assert_eq!(y[3 * 8 + 7], 100);
-        assert_eq!(y[2 * 8 + 5], 16);
+        assert_eq!(y[2 * 8 + 5], 0);
         assert_eq!(u[4 + 3], 50);
         assert_eq!(v[4 + 3], 60);
         assert_eq!(u[0], 128);
+    }
+
+    #[test]
+    fn colours_are_full_range() {
+        assert_eq!(BLACK, [0, 128, 128]);
+        assert_eq!(WHITE, [255, 128, 128]);
+        assert_eq!(rgb(255, 0, 0), [77, 85, 255]);
+        assert_eq!(rgb(0, 0, 255), [29, 255, 107]);
     }
 
     #[test]
@@ -104,6 +131,6 @@ mod tests {
         let mut p = Planar::filled(64, 16, Chroma::Yuv422, BLACK);
         let w = text(&mut p, 1, 1, 1, "8", WHITE, BLACK);
         assert_eq!(w, 8);
-        assert!(p.data[..64 * 16].contains(&235));
+        assert!(p.data[..64 * 16].contains(&255));
     }
 }

@@ -35,8 +35,6 @@ use crate::shutdown::{self, Shutdown};
 use crate::slot::FrameSlot;
 use crate::source;
 
-/// Requests that may wait for a worker; past this a client gets 503 at once.
-const QUEUE_PER_WORKER: usize = 16;
 /// Send buffer of a viewer's socket (the kernel doubles it for bookkeeping).
 const VIEWER_SNDBUF: usize = 256 << 10;
 /// How long shutdown waits for the capture thread to release the source.
@@ -128,7 +126,9 @@ impl Server {
             started: Instant::now(),
         });
         let s = &app.settings;
-        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(s.workers * QUEUE_PER_WORKER);
+        // Every queued request holds one of --max-connections slots, so that is the queue's real
+        // bound; a smaller queue would turn a burst of viewers away while stream slots are free.
+        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(s.max_connections);
         let limits = Limits {
             max_connections: s.max_connections,
             header_timeout: s.header_timeout,

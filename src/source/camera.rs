@@ -105,7 +105,12 @@ pub fn enumerate() -> Result<Vec<CameraInfo>> {
 fn inspect(path: &Path) -> Result<Option<(v4l::Capabilities, Vec<FormatInfo>)>> {
     let dev = match Device::with_path(path) {
         Ok(d) => d,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV | libc::ENXIO)) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENODEV | libc::ENXIO)
+            ) =>
+        {
             return Ok(None)
         }
         Err(e) => return Err(open_error(path, e)),
@@ -269,6 +274,8 @@ pub struct Camera {
     height: u32,
     /// Bytes per YUYV row as the driver lays them out (may exceed width * 2).
     stride: usize,
+    /// Whether YUYV levels are limited range and must be expanded for JPEG.
+    limited_range: bool,
     timeout: Duration,
     /// Dropped before the device: it stops streaming and unmaps the buffers.
     stream: Option<MmapStream<'static>>,
@@ -360,6 +367,7 @@ impl Camera {
             width: w,
             height: h,
             stride: (applied.stride as usize).max(w as usize * 2),
+            limited_range: !matches!(applied.quantization, v4l::format::Quantization::FullRange),
             timeout: settings.timeout,
             stream: Some(stream),
             _device: dev,
@@ -431,9 +439,13 @@ impl Source for Camera {
                     }
                 }
                 Kind::Yuyv => {
-                    if let Some(pic) =
-                        split_yuyv(data, self.width as usize, self.height as usize, self.stride)
-                    {
+                    if let Some(pic) = split_yuyv(
+                        data,
+                        self.width as usize,
+                        self.height as usize,
+                        self.stride,
+                        self.limited_range,
+                    ) {
                         return Ok(RawFrame::Yuv(pic));
                     }
                 }
@@ -469,8 +481,40 @@ impl Drop for Camera {
     }
 }
 
-/// Splits packed YUYV (Y0 U Y1 V) rows into planar 4:2:2; `None` if the buffer is short.
-pub fn split_yuyv(data: &[u8], width: usize, height: usize, stride: usize) -> Option<Planar> {
+/// Limited-range (video) levels to the full range JPEG stores: Y 16..235 and C 16..240 to 0..255.
+const fn expand_table(luma: bool) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let v = if luma {
+            (i as i32 - 16) * 255 / 219
+        } else {
+            (i as i32 - 128) * 255 / 224 + 128
+        };
+        t[i] = if v < 0 {
+            0
+        } else if v > 255 {
+            255
+        } else {
+            v as u8
+        };
+        i += 1;
+    }
+    t
+}
+static EXPAND_Y: [u8; 256] = expand_table(true);
+static EXPAND_C: [u8; 256] = expand_table(false);
+
+/// Splits packed YUYV (Y0 U Y1 V) rows into planar 4:2:2; `None` if the buffer is short. With
+/// `expand`, limited-range levels (what V4L2 YUYV means by default) become JPEG's full range,
+/// so blacks stay black; the table lookup rides on the copy that happens anyway.
+pub fn split_yuyv(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    expand: bool,
+) -> Option<Planar> {
     if width % 2 != 0 || data.len() < stride * (height - 1) + width * 2 {
         return None;
     }
@@ -489,11 +533,20 @@ pub fn split_yuyv(data: &[u8], width: usize, height: usize, stride: usize) -> Op
             &mut us[row * cw..(row + 1) * cw],
             &mut vs[row * cw..(row + 1) * cw],
         );
-        for (i, px) in line.chunks_exact(4).enumerate() {
-            y[2 * i] = px[0];
-            u[i] = px[1];
-            y[2 * i + 1] = px[2];
-            v[i] = px[3];
+        if expand {
+            for (i, px) in line.chunks_exact(4).enumerate() {
+                y[2 * i] = EXPAND_Y[usize::from(px[0])];
+                u[i] = EXPAND_C[usize::from(px[1])];
+                y[2 * i + 1] = EXPAND_Y[usize::from(px[2])];
+                v[i] = EXPAND_C[usize::from(px[3])];
+            }
+        } else {
+            for (i, px) in line.chunks_exact(4).enumerate() {
+                y[2 * i] = px[0];
+                u[i] = px[1];
+                y[2 * i + 1] = px[2];
+                v[i] = px[3];
+            }
         }
     }
     Some(pic)
@@ -510,11 +563,19 @@ mod tests {
             1, 10, 2, 20, 3, 11, 4, 21, 0, 0, //
             5, 12, 6, 22, 7, 13, 8, 23, 0, 0,
         ];
-        let pic = split_yuyv(&data, 4, 2, 10).unwrap();
+        let pic = split_yuyv(&data, 4, 2, 10, false).unwrap();
         assert_eq!(
             pic.data,
             [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 20, 21, 22, 23]
         );
-        assert!(split_yuyv(&data[..12], 4, 2, 10).is_none());
+        assert!(split_yuyv(&data[..12], 4, 2, 10, false).is_none());
+    }
+
+    #[test]
+    fn limited_range_is_expanded() {
+        let data = [16, 128, 235, 240, 126, 16, 125, 128];
+        let pic = split_yuyv(&data, 4, 1, 8, true).unwrap();
+        assert_eq!(&pic.data[..4], &[0, 255, 128, 126]);
+        assert_eq!(&pic.data[4..], &[128, 1, 255, 128]);
     }
 }

@@ -11,15 +11,15 @@ use crate::frame::{Chroma, Planar, RawFrame};
 use crate::settings::Size;
 use crate::source::Source;
 
-/// The seven SMPTE-style bars (white, yellow, cyan, green, magenta, red, blue) at 75 %.
+/// The seven SMPTE-style bars at 75 %: white, yellow, cyan, green, magenta, red, blue.
 const BARS: [Yuv; 7] = [
-    [180, 128, 128],
-    [162, 44, 142],
-    [131, 156, 44],
-    [112, 72, 58],
-    [84, 184, 198],
-    [65, 100, 212],
-    [35, 212, 114],
+    draw::rgb(191, 191, 191),
+    draw::rgb(191, 191, 0),
+    draw::rgb(0, 191, 191),
+    draw::rgb(0, 191, 0),
+    draw::rgb(191, 0, 191),
+    draw::rgb(191, 0, 0),
+    draw::rgb(0, 0, 191),
 ];
 
 pub struct Pattern {
@@ -43,7 +43,7 @@ impl Pattern {
         for i in 0..steps {
             let x0 = i * w / steps;
             let x1 = (i + 1) * w / steps;
-            let y = (16 + i * (235 - 16) / (steps - 1)) as u8;
+            let y = (i * 255 / (steps - 1)) as u8;
             draw::fill_rect(
                 &mut background,
                 x0,
