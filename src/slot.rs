@@ -7,10 +7,11 @@
 //! wakes every waiter with one system call, and no waiter has to take a lock to go on (a
 //! condition variable would make hundreds of viewers queue up on its mutex for every frame).
 //! The slot also counts who is watching, so the capture loop encodes only while somebody wants
-//! frames.
+//! frames. Threads that sleep in epoll instead (the stream senders) register a listener that
+//! wakes them.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -28,6 +29,9 @@ pub enum Wait {
     Closed,
 }
 
+/// Called after every publish and on close, for waiters that sleep elsewhere (in epoll).
+pub type Listener = Box<dyn Fn() + Send + Sync>;
+
 #[derive(Default)]
 pub struct FrameSlot {
     latest: ArcSwapOption<Frame>,
@@ -35,6 +39,7 @@ pub struct FrameSlot {
     generation: AtomicU32,
     closed: AtomicBool,
     watchers: AtomicUsize,
+    listeners: Mutex<Vec<Listener>>,
 }
 
 impl FrameSlot {
@@ -49,6 +54,26 @@ impl FrameSlot {
         // on its re-check or finds the generation changed and does not sleep.
         self.generation.fetch_add(1, Ordering::Release);
         futex::wake_all(&self.generation);
+        self.notify_listeners();
+    }
+
+    /// Registers `f` to be called after every publish and on close.
+    pub fn on_publish(&self, f: Listener) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
+    }
+
+    fn notify_listeners(&self) {
+        for f in self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            f();
+        }
     }
 
     /// The newest frame, if any was published.
@@ -85,6 +110,7 @@ impl FrameSlot {
         self.closed.store(true, Ordering::Release);
         self.generation.fetch_add(1, Ordering::Release);
         futex::wake_all(&self.generation);
+        self.notify_listeners();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -270,6 +296,20 @@ mod tests {
             slot.wait_newer(Some(7), Duration::from_millis(20)),
             Wait::Timeout
         ));
+    }
+
+    #[test]
+    fn listeners_hear_every_publish_and_the_close() {
+        let slot = FrameSlot::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&calls);
+        slot.on_publish(Box::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        slot.publish(frame(1));
+        slot.publish(frame(2));
+        slot.close();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]

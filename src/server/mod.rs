@@ -1,9 +1,10 @@
 //! `camstream serve`: the bounded MJPEG server.
 //!
-//! Threads, all fixed by the settings: the capture thread, one head-reading thread
-//! ([`listener`]), `--workers` request workers, and at most `--max-clients` viewer threads
-//! ([`viewers`]); plus the main thread and the signal-handler thread. Hence
-//! `threads <= workers + max_clients + 4`, whatever arrives.
+//! Threads, a fixed number: the capture thread, one head-reading thread ([`listener`]),
+//! `--workers` request workers, and one stream sender per core, at most four ([`stream`]),
+//! which write frames to every admitted viewer ([`viewers`]); plus the main thread and the
+//! signal-handler thread. Hence `threads <= workers + senders + 4`, whatever arrives, however
+//! many viewers.
 //!
 //! rouille provides the request/response model and routing ([`routes`]); the connection layer
 //! is camstream's own, because rouille 3.6 / tiny_http 0.12 spawn a thread per connection without
@@ -29,7 +30,8 @@ use crate::capture::{self, SourceStatus};
 use crate::metrics::Metrics;
 use crate::server::listener::{Acceptor, Job, Limits};
 use crate::server::routes::Reply;
-use crate::server::viewers::{Admission, ViewerJob, ViewerPool};
+use crate::server::stream::Senders;
+use crate::server::viewers::{Admission, ViewerJob};
 use crate::settings::ServeSettings;
 use crate::shutdown::{self, Shutdown};
 use crate::slot::FrameSlot;
@@ -37,12 +39,13 @@ use crate::source;
 
 /// Send buffer of a viewer's socket (the kernel doubles it for bookkeeping).
 const VIEWER_SNDBUF: usize = 256 << 10;
-/// How long shutdown waits for the capture thread to release the source.
-const CAPTURE_STOP_WAIT: Duration = Duration::from_millis(800);
+/// How long shutdown waits for the threads to finish (streams end, the source is released);
+/// what is still stuck then (a camera read, say) ends with the process.
+const STOP_WAIT: Duration = Duration::from_millis(900);
 
 /// The most threads `serve` runs with these settings (see the module docs).
 pub fn thread_bound(s: &ServeSettings) -> usize {
-    s.workers + s.max_clients + 4
+    s.workers + stream::sender_count() + 4
 }
 
 /// What every handler can see.
@@ -88,6 +91,7 @@ pub struct Server {
     waker: Arc<mio::Waker>,
     acceptor: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
+    senders: Option<Arc<Senders>>,
     capture: Option<JoinHandle<()>>,
 }
 
@@ -140,13 +144,13 @@ impl Server {
             .name("accept".into())
             .spawn(move || acceptor.run(|| stop.is_triggered()))?;
 
-        let pool = ViewerPool::new(Arc::clone(&app));
+        let senders = Arc::new(Senders::start(&app, stream::sender_count())?);
         let workers = (0..s.workers)
             .map(|i| {
-                let (rx, app, pool) = (jobs_rx.clone(), Arc::clone(&app), Arc::clone(&pool));
+                let (rx, app, senders) = (jobs_rx.clone(), Arc::clone(&app), Arc::clone(&senders));
                 std::thread::Builder::new()
                     .name(format!("worker-{i}"))
-                    .spawn(move || worker(rx, &app, &pool))
+                    .spawn(move || worker(rx, &app, &senders))
                     .context("cannot start a worker thread")
             })
             .collect::<Result<Vec<_>>>()?;
@@ -157,6 +161,7 @@ impl Server {
             waker,
             acceptor: Some(acceptor),
             workers,
+            senders: Some(senders),
             capture: Some(capture),
         })
     }
@@ -174,24 +179,30 @@ impl Server {
     /// even if a camera read or a viewer's write is stuck; those threads end with the process.
     pub fn stop(mut self) {
         self.app.shutdown.trigger();
+        // Closing the slot here, not only when the capture thread ends, ends the streams even
+        // while a stalled camera keeps the capture thread in a read.
+        self.app.slot.close();
         let _ = self.waker.wake();
+        let deadline = Instant::now() + STOP_WAIT;
         if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
+            join_until(a, deadline);
+        }
+        if let Some(s) = self.senders.take() {
+            s.join_until(deadline);
         }
         // Workers end when the queue closes (the acceptor dropped its sender) and their current
-        // request ends; snapshot waits end at once because the slot closes.
+        // request ends; snapshot waits end at once because the slot is closed.
         if let Some(c) = self.capture.take() {
-            join_within(c, CAPTURE_STOP_WAIT);
+            join_until(c, deadline);
         }
         for w in self.workers.drain(..) {
-            join_within(w, Duration::from_millis(200));
+            join_until(w, deadline);
         }
     }
 }
 
-/// Joins `h` if it finishes within `limit`; otherwise leaves it to end with the process.
-fn join_within(h: JoinHandle<()>, limit: Duration) {
-    let deadline = Instant::now() + limit;
+/// Joins `h` if it finishes by `deadline`; otherwise leaves it to end with the process.
+fn join_until(h: JoinHandle<()>, deadline: Instant) {
     while !h.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -200,13 +211,13 @@ fn join_within(h: JoinHandle<()>, limit: Duration) {
     }
 }
 
-fn worker(jobs: Receiver<Job>, app: &Arc<App>, pool: &ViewerPool) {
+fn worker(jobs: Receiver<Job>, app: &Arc<App>, senders: &Senders) {
     for job in jobs.iter() {
-        handle(job, app, pool);
+        handle(job, app, senders);
     }
 }
 
-fn handle(job: Job, app: &Arc<App>, pool: &ViewerPool) {
+fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
     let Job {
         mut conn,
         head,
@@ -232,7 +243,7 @@ fn handle(job: Job, app: &Arc<App>, pool: &ViewerPool) {
                 // A fixed send buffer (instead of autotuning up to megabytes) bounds kernel
                 // memory per viewer and how stale a slow viewer's frames can get.
                 let _ = socket2::SockRef::from(&conn).set_send_buffer_size(VIEWER_SNDBUF);
-                pool.dispatch(ViewerJob {
+                senders.dispatch(ViewerJob {
                     conn,
                     slot,
                     ticket,
@@ -283,11 +294,12 @@ pub fn serve(settings: &ServeSettings) -> Result<()> {
         a => a.to_string(),
     };
     println!(
-        "camstream: serving {} on http://{host}/ (stream /stream, max {} viewers, {} connections, {} workers, threads <= {})",
+        "camstream: serving {} on http://{host}/ (stream /stream, max {} viewers, {} connections, {} workers, {} senders, threads <= {})",
         s.source.spec,
         s.max_clients,
         s.max_connections,
         s.workers,
+        stream::sender_count(),
         thread_bound(&s)
     );
     if !server.addr().ip().is_loopback() && !server.app().auth.enabled() {
