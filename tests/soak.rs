@@ -58,7 +58,7 @@ fn random_viewers_for_a_while_leave_nothing_behind() {
         .trim_end_matches([')', '\n'])
         .parse()
         .unwrap();
-    // Warm up once so lazily started parts (the first viewer thread, buffers) count in the baseline.
+    // Warm up once so lazily made parts (buffers, the first frame) count in the baseline.
     let mut warm = MjpegClient::open(srv.addr, "/stream", 1).unwrap();
     assert!(warm.next_part().is_some());
     drop(warm);
@@ -171,7 +171,7 @@ fn random_viewers_for_a_while_leave_nothing_behind() {
         "stalled viewers are evicted"
     );
     assert!(thread_count(pid) <= bound);
-    // Viewer threads and their stacks stay for reuse; beyond that memory must not grow.
+    // Allocator caches may keep a little; beyond that memory must not grow.
     assert!(
         rss1 < rss0 + 24 * 1024,
         "RSS grew from {rss0} to {rss1} KiB"

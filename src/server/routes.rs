@@ -1,6 +1,6 @@
 //! Routing: plain functions from a rouille `Request` to what to send. Everything but the stream
 //! is a finished `Response`; the stream is handed back as [`Reply::Stream`] because it outlives
-//! the request and is served by the viewer pool.
+//! the request and is served by the stream senders.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
