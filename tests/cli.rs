@@ -348,3 +348,26 @@ fn machine_has_a_camera() -> bool {
     let o = run(&["list", "--json"]);
     String::from_utf8_lossy(&o.stdout).trim() != "[]"
 }
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills two new descriptors, which are owned from here on.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read_end); // the reader is gone before camstream writes: `camstream list | head -0`
+    for args in [
+        &["list", "--json"][..],
+        &["snapshot", "--source", "pattern", "-"][..],
+    ] {
+        let o = camstream()
+            .args(args)
+            .stdout(std::process::Stdio::from(write_end.try_clone().unwrap()))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", stderr(&o));
+    }
+}

@@ -283,6 +283,13 @@ fn linger_close(conn: TcpStream) {
     let _ = conn.shutdown(std::net::Shutdown::Write);
 }
 
+/// The warning for a server that anyone on the network can watch, if this one is such.
+fn exposure_warning(addr: SocketAddr, auth: bool) -> Option<String> {
+    (!addr.ip().is_loopback() && !auth).then(|| {
+        format!("listening on {addr} without authentication; anyone who can reach it can watch")
+    })
+}
+
 /// `camstream serve`: runs until SIGINT/SIGTERM, then shuts down cleanly.
 pub fn serve(settings: &ServeSettings) -> Result<()> {
     let shutdown = Shutdown::new();
@@ -302,11 +309,40 @@ pub fn serve(settings: &ServeSettings) -> Result<()> {
         stream::sender_count(),
         thread_bound(&s)
     );
-    if !server.addr().ip().is_loopback() && !server.app().auth.enabled() {
-        eprintln!("camstream: warning: listening on {} without authentication; anyone who can reach it can watch", server.addr());
+    if let Some(w) = exposure_warning(server.addr(), server.app().auth.enabled()) {
+        eprintln!("camstream: warning: {w}");
     }
     shutdown.wait();
     eprintln!("camstream: shutting down");
     server.stop();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_open_server_beyond_loopback_is_warned_about() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let lan: SocketAddr = "192.0.2.7:8080".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:8080".parse().unwrap();
+        assert!(exposure_warning(any, false)
+            .unwrap()
+            .contains("0.0.0.0:8080 without authentication"));
+        assert!(exposure_warning(lan, false).is_some());
+        assert!(exposure_warning(any, true).is_none());
+        assert!(exposure_warning(lo, false).is_none());
+        assert!(exposure_warning(lo6, false).is_none());
+    }
+
+    #[test]
+    fn the_thread_bound_does_not_grow_with_viewers() {
+        let mut s = ServeSettings::for_tests();
+        let small = thread_bound(&s);
+        s.max_clients = 1000;
+        assert_eq!(thread_bound(&s), small);
+        assert_eq!(small, s.workers + stream::sender_count() + 4);
+    }
 }
