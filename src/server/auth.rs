@@ -200,6 +200,12 @@ impl EchoOff {
                 return None;
             }
             let saved = t;
+            // Ctrl-C at the prompt must not leave the terminal without echo.
+            let _ = ctrlc::set_handler(move || {
+                libc::tcsetattr(0, libc::TCSANOW, &saved);
+                eprintln!();
+                std::process::exit(130);
+            });
             t.c_lflag &= !libc::ECHO;
             (libc::tcsetattr(0, libc::TCSANOW, &t) == 0).then_some(EchoOff(saved))
         }
