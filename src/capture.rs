@@ -345,18 +345,17 @@ pub fn placeholder(size: Size, reason: &str, now: SystemTime) -> Planar {
     );
     let mut y = h / 3 + 8 * big + 6 * small;
     // The reason can be long (a device path and an OS error): wrap it to the picture's width.
-    let reason: Vec<char> = reason.chars().collect();
-    for line in reason.chunks(max_chars).take(4).chain(std::iter::once(
-        clock.chars().collect::<Vec<_>>().as_slice(),
-    )) {
-        let s: String = line.iter().collect();
-        let lw = draw::text_width(&s, small);
+    let mut lines = wrap(reason, max_chars);
+    lines.truncate(4);
+    lines.push(clock);
+    for line in &lines {
+        let lw = draw::text_width(line, small);
         draw::text(
             &mut pic,
             w.saturating_sub(lw) / 2,
             y,
             small,
-            &s,
+            line,
             [200, 128, 128],
             [40, 128, 128],
         );
@@ -365,10 +364,51 @@ pub fn placeholder(size: Size, reason: &str, now: SystemTime) -> Planar {
     pic
 }
 
+/// Splits `text` into lines of at most `width` characters, at spaces where it can.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        // A word longer than a line (a long path) is cut.
+        while word.len() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..width).collect());
+        }
+        let word: String = word.into_iter().collect();
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::settings::SourceSpec;
+
+    #[test]
+    fn wraps_at_spaces_and_cuts_long_words() {
+        assert_eq!(
+            wrap("no camera found (use --source pattern)", 16),
+            ["no camera found", "(use --source", "pattern)"]
+        );
+        assert_eq!(
+            wrap("/dev/v4l/by-id/usb-long-name", 10),
+            ["/dev/v4l/b", "y-id/usb-l", "ong-name"]
+        );
+        assert!(wrap("", 10).is_empty());
+    }
     use crate::slot::Wait;
     use std::sync::atomic::{AtomicU32, Ordering};
 
