@@ -31,6 +31,13 @@ pub enum Command {
     /// Write one JPEG from the source to a file (or "-" for stdout).
     Snapshot(SnapshotArgs),
     /// Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics.
+    ///
+    /// Resources are fixed by the settings, whatever arrives: at most --max-clients viewers
+    /// stream at once (the next one gets 503 with Retry-After at once), at most
+    /// --max-connections connections are open, and the process runs at most
+    /// workers + senders + 4 threads, where senders is one per core, at most four (the
+    /// capture thread, the connection thread, the main thread and the signal thread make
+    /// the 4). The bound is printed at start.
     Serve(ServeArgs),
     /// Hash a password (read from stdin) for a line `user:HASH` of an --auth-file.
     HashPassword,
