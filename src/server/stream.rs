@@ -106,9 +106,13 @@ impl Senders {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = crossbeam_channel::bounded(app.settings.max_clients);
             let viewers = Arc::new(AtomicUsize::new(0));
-            let w = Arc::clone(&waker);
+            let (w, n) = (Arc::clone(&waker), Arc::clone(&viewers));
+            // A sender without viewers has nothing to do with a frame (waking it costs tens of
+            // microseconds on a VM); shutdown and new viewers wake it directly.
             app.slot.on_publish(Box::new(move || {
-                let _ = w.wake();
+                if n.load(Ordering::Relaxed) > 0 {
+                    let _ = w.wake();
+                }
             }));
             let sender = SenderLoop {
                 poll,
