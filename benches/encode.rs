@@ -15,6 +15,9 @@
 //! The table shows the median over the rounds; the target (issue #2) is camstream's encode
 //! within 10 % of tjbench's compression from YUV.
 
+mod common;
+use common::median;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -110,19 +113,6 @@ fn bench_render(size: Size, iters: usize, max: Duration) -> f64 {
         std::hint::black_box(pic);
     }
     median(&mut times)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Planar YUV 4:2:0 (JFIF full-range YCbCr, as libjpeg-turbo reads it) to a binary PPM.

@@ -22,6 +22,9 @@
 //! the N viewers still streaming, one more viewer is tried `--probes` times and the time from
 //! connect() to the status line is taken (camstream must answer 503 at once).
 
+mod common;
+use common::median;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -890,19 +893,6 @@ struct Run {
     burst_ms: Option<f64>,
     burst_detail: String,
     not_streaming: String,
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
