@@ -42,6 +42,18 @@ fn write_text(out: &mut impl Write, cams: &[CameraInfo]) -> io::Result<()> {
         }
         for f in &c.formats {
             writeln!(out, "  {} ({})", f.fourcc, f.description)?;
+            if let Some(r) = &f.stepwise {
+                writeln!(
+                    out,
+                    "    any size {}x{} to {}x{} in steps of {}x{}",
+                    r.min_width,
+                    r.min_height,
+                    r.max_width,
+                    r.max_height,
+                    r.step_width,
+                    r.step_height
+                )?;
+            }
             for s in &f.sizes {
                 let fps: Vec<String> = s.fps.iter().map(|v| format!("{v}")).collect();
                 writeln!(

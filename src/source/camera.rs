@@ -52,7 +52,42 @@ pub struct CameraInfo {
 pub struct FormatInfo {
     pub fourcc: String,
     pub description: String,
+    /// Discrete sizes; for a stepwise range, its smallest and largest size.
     pub sizes: Vec<SizeInfo>,
+    /// The range of sizes a stepwise device (e.g. the Raspberry Pi's bcm2835 camera) accepts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stepwise: Option<SizeRange>,
+}
+
+/// A stepwise size range: widths `min_width..=max_width` in steps of `step_width`, likewise
+/// for heights.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct SizeRange {
+    pub min_width: u32,
+    pub max_width: u32,
+    pub step_width: u32,
+    pub min_height: u32,
+    pub max_height: u32,
+    pub step_height: u32,
+}
+
+impl SizeRange {
+    /// Whether `w` x `h` is one of the range's sizes.
+    pub fn contains(&self, w: u32, h: u32) -> bool {
+        let fits = |v: u32, min: u32, max: u32, step: u32| {
+            (min..=max).contains(&v) && (v - min) % step.max(1) == 0
+        };
+        fits(w, self.min_width, self.max_width, self.step_width)
+            && fits(h, self.min_height, self.max_height, self.step_height)
+    }
+}
+
+impl FormatInfo {
+    /// Whether the camera offers this format at `w` x `h`.
+    pub fn offers(&self, w: u32, h: u32) -> bool {
+        self.sizes.iter().any(|s| s.width == w && s.height == h)
+            || self.stepwise.is_some_and(|r| r.contains(w, h))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,10 +174,19 @@ fn formats_of(dev: &Device) -> io::Result<Vec<FormatInfo>> {
     let mut out = Vec::new();
     for desc in dev.enum_formats()? {
         let mut sizes = Vec::new();
+        let mut stepwise = None;
         for fs in dev.enum_framesizes(desc.fourcc)? {
             let dims: Vec<(u32, u32)> = match fs.size {
                 FrameSizeEnum::Discrete(d) => vec![(d.width, d.height)],
                 FrameSizeEnum::Stepwise(s) => {
+                    stepwise = Some(SizeRange {
+                        min_width: s.min_width,
+                        max_width: s.max_width,
+                        step_width: s.step_width,
+                        min_height: s.min_height,
+                        max_height: s.max_height,
+                        step_height: s.step_height,
+                    });
                     vec![(s.min_width, s.min_height), (s.max_width, s.max_height)]
                 }
             };
@@ -175,6 +219,7 @@ fn formats_of(dev: &Device) -> io::Result<Vec<FormatInfo>> {
             fourcc: fourcc_name(desc.fourcc),
             description: desc.description,
             sizes,
+            stepwise,
         });
     }
     Ok(out)
@@ -301,7 +346,7 @@ impl Camera {
             formats
                 .iter()
                 .filter(|f| f.fourcc == fc)
-                .any(|f| f.sizes.iter().any(|s| s.width == w && s.height == h))
+                .any(|f| f.offers(w, h))
         };
         let candidates: &[Kind] = match settings.format {
             FormatChoice::Auto => &[Kind::Mjpeg, Kind::Yuyv],
@@ -569,6 +614,27 @@ mod tests {
             [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 20, 21, 22, 23]
         );
         assert!(split_yuyv(&data[..12], 4, 2, 10, false).is_none());
+    }
+
+    #[test]
+    fn stepwise_ranges_accept_sizes_on_their_grid() {
+        let r = SizeRange {
+            min_width: 32,
+            max_width: 3280,
+            step_width: 2,
+            min_height: 32,
+            max_height: 2464,
+            step_height: 2,
+        };
+        assert!(r.contains(640, 480) && r.contains(32, 32) && r.contains(3280, 2464));
+        assert!(!r.contains(641, 480) && !r.contains(16, 480) && !r.contains(640, 4000));
+        let f = FormatInfo {
+            fourcc: "YUYV".into(),
+            description: String::new(),
+            sizes: vec![],
+            stepwise: Some(r),
+        };
+        assert!(f.offers(1280, 720));
     }
 
     #[test]
