@@ -429,3 +429,46 @@ fn a_port_in_use_is_a_one_line_error() {
         format!("camstream: error: failed to bind {addr}: address already in use")
     );
 }
+
+#[test]
+fn running_out_of_descriptors_delays_connections_but_loses_none() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = camstream();
+    // SAFETY: setrlimit is async-signal-safe and runs in the forked child only.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 48,
+                rlim_max: 48,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let srv = Server::start_with(
+        cmd,
+        &[
+            "--source",
+            "pattern",
+            "--size",
+            "160x120",
+            "--max-connections",
+            "100",
+        ],
+    );
+    // More connections than descriptors: the server takes what it can, the kernel queues the
+    // rest in the backlog (the server cannot even answer /metrics now).
+    let mut socks: Vec<_> = (0..60).map(|_| connect(srv.addr)).collect();
+    // Free descriptors; the queued connections must then be taken and answered.
+    let mut last = socks.pop().unwrap();
+    socks.truncate(20);
+    drop(socks);
+    last.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    last.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+}

@@ -24,12 +24,45 @@ use crate::server::http::{self, Head, HeadError};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+/// How soon to try accepting again after an accept failed.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Refused connections allowed to linger beyond the cap.
 const MAX_LINGERING: usize = 64;
 /// How long a rejected connection may take to close after its error response.
 const LINGER: Duration = Duration::from_secs(2);
 /// Pending SYNs the kernel may hold: a burst of hundreds of viewers must not wait in SYN retries.
 const BACKLOG: i32 = 1024;
+
+/// Raises the soft open-file limit towards what `connections` need (each connection is one
+/// descriptor; camstream itself needs a few dozen more), and says so if the hard limit is
+/// lower, since connections past it would fail to be accepted.
+pub fn ensure_fd_limit(connections: usize) {
+    let needed = (connections + 64) as libc::rlim_t;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= needed {
+            return;
+        }
+        let want = libc::rlimit {
+            rlim_cur: needed.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+            lim = want;
+        }
+    }
+    if lim.rlim_cur < needed {
+        eprintln!(
+            "camstream: warning: the open-file limit is {}; --max-connections {connections} needs about {needed} \
+             (raise it with ulimit -n or LimitNOFILE= in the service)",
+            lim.rlim_cur
+        );
+    }
+}
 
 /// Binds the listening socket with a large backlog.
 pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
@@ -114,6 +147,8 @@ pub struct Acceptor {
     next_token: usize,
     /// Connections refused at the cap that linger to close cleanly.
     lingering: usize,
+    /// The last accept failed with something other than "nothing to accept".
+    accept_failed: bool,
     open: Arc<AtomicUsize>,
     limits: Limits,
     jobs: Sender<Job>,
@@ -139,6 +174,7 @@ impl Acceptor {
             pending: HashMap::new(),
             next_token: 2,
             lingering: 0,
+            accept_failed: false,
             open: Arc::new(AtomicUsize::new(0)),
             limits,
             jobs,
@@ -151,15 +187,23 @@ impl Acceptor {
     pub fn run(mut self, stop: impl Fn() -> bool) {
         let mut events = Events::with_capacity(1024);
         while !stop() {
-            let timeout =
+            let mut timeout =
                 self.pending.values().map(|p| p.deadline).min().map(|d| {
                     d.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
                 });
+            // The listener is edge-triggered: after a failed accept (out of descriptors, say)
+            // no new event comes for connections already waiting, so try again shortly.
+            if self.accept_failed {
+                timeout = Some(timeout.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     eprintln!("camstream: error: polling connections failed: {e}");
                     return;
                 }
+            }
+            if self.accept_failed {
+                self.accept_all();
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -173,12 +217,17 @@ impl Acceptor {
     }
 
     fn accept_all(&mut self) {
+        self.accept_failed = false;
         loop {
             let (mut conn, peer) = match self.listener.accept() {
                 Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // Out of fds or the peer already gone: try again on the next wake-up.
-                Err(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Out of descriptors (or a peer gone before we took it): try again shortly.
+                Err(_) => {
+                    self.accept_failed = true;
+                    return;
+                }
             };
             let slot = ConnSlot::take(
                 &self.open,

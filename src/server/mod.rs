@@ -101,6 +101,7 @@ impl Server {
         let auth = auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?;
         let metrics = Arc::new(Metrics::new()?);
         metrics.viewers_max.set(settings.max_clients as i64);
+        listener::ensure_fd_limit(settings.max_connections);
         let listener = listener::bind(settings.listen)?;
         let addr = listener.local_addr()?;
         let slot = Arc::new(FrameSlot::new());
