@@ -42,7 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'camstream' -ScriptBlock {
         }
         'camstream;snapshot' {
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)')
-            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames')
             [CompletionResult]::new('--fps', '--fps', [CompletionResultType]::ParameterName, 'Frames per second to capture (1..=120)')
             [CompletionResult]::new('--quality', '--quality', [CompletionResultType]::ParameterName, 'JPEG quality for frames that camstream encodes (1..=100)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding')
@@ -56,7 +56,7 @@ Register-ArgumentCompleter -Native -CommandName 'camstream' -ScriptBlock {
         }
         'camstream;serve' {
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)')
-            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames')
             [CompletionResult]::new('--fps', '--fps', [CompletionResultType]::ParameterName, 'Frames per second to capture (1..=120)')
             [CompletionResult]::new('--quality', '--quality', [CompletionResultType]::ParameterName, 'JPEG quality for frames that camstream encodes (1..=100)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding')

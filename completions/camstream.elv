@@ -37,7 +37,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
         }
         &'camstream;snapshot'= {
             cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)'
-            cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames'
+            cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames'
             cand --fps 'Frames per second to capture (1..=120)'
             cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'
             cand --format 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding'
@@ -50,7 +50,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
         }
         &'camstream;serve'= {
             cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)'
-            cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames'
+            cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames'
             cand --fps 'Frames per second to capture (1..=120)'
             cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'
             cand --format 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding'

@@ -35,7 +35,7 @@ complete -c camstream -n "__fish_camstream_using_subcommand list" -l json -d 'Pr
 complete -c camstream -n "__fish_camstream_using_subcommand list" -s h -l help -d 'Print help'
 complete -c camstream -n "__fish_camstream_using_subcommand list" -s V -l version -d 'Print version'
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)' -r
-complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l fps -d 'Frames per second to capture (1..=120)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l quality -d 'JPEG quality for frames that camstream encodes (1..=100)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l format -d 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding' -r -f -a "auto\t'MJPEG when the camera offers it at the size (passed through), else YUYV'
@@ -46,7 +46,7 @@ complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l skip -d
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -s V -l version -d 'Print version'
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)' -r
-complete -c camstream -n "__fish_camstream_using_subcommand serve" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG cameras keep the size of their own frames' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l fps -d 'Frames per second to capture (1..=120)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l quality -d 'JPEG quality for frames that camstream encodes (1..=100)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l format -d 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding' -r -f -a "auto\t'MJPEG when the camera offers it at the size (passed through), else YUYV'

@@ -60,8 +60,9 @@ pub struct SourceArgs {
           value_parser = settings::parse_source)]
     pub source: SourceSpec,
 
-    /// Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). File sources and MJPEG
-    /// cameras keep the size of their own frames.
+    /// Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not
+    /// offer it streams the nearest size it has (with a warning); file sources keep the size of
+    /// their own frames.
     #[arg(long, env = "CAMSTREAM_SIZE", default_value = "640x480", value_name = "WxH",
           value_parser = settings::parse_size)]
     pub size: Size,

@@ -477,3 +477,30 @@ fn a_stalled_camera_does_not_block_shutdown() {
         t.elapsed()
     );
 }
+
+#[test]
+fn a_camera_without_the_requested_size_streams_its_nearest() {
+    let Some(_nodes) = Nodes::make(&[72]) else {
+        return;
+    };
+    let env = [
+        ("FAKECAM_DEVICES", "/dev/video72"),
+        ("FAKECAM_FORMATS", "MJPG:1280x720,YUYV:320x240"),
+    ];
+    // The default 640x480 is not offered: MJPEG (preferred) at its nearest size, with a warning.
+    let o = run(&env, &["snapshot", "--source", "camera:72", "-"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(jpeg_dims(&o.stdout), (1280, 720));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("camera /dev/video72 does not offer 640x480; using MJPG 1280x720"),
+        "{err}"
+    );
+    // Asking for YUYV takes the YUYV size.
+    let o = run(
+        &env,
+        &["snapshot", "--source", "camera:72", "--format", "yuyv", "-"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(jpeg_dims(&o.stdout), (320, 240));
+}

@@ -341,50 +341,50 @@ impl Camera {
         }
         let formats = formats_of(&dev)
             .with_context(|| format!("cannot read the formats of {}", path.display()))?;
-        let (w, h) = (settings.size.width, settings.size.height);
-        let offered = |fc: &str| {
-            formats
-                .iter()
-                .filter(|f| f.fourcc == fc)
-                .any(|f| f.offers(w, h))
-        };
+        let (want_w, want_h) = (settings.size.width, settings.size.height);
         let candidates: &[Kind] = match settings.format {
             FormatChoice::Auto => &[Kind::Mjpeg, Kind::Yuyv],
             FormatChoice::Mjpeg => &[Kind::Mjpeg],
             FormatChoice::Yuyv => &[Kind::Yuyv],
         };
-        let kind = candidates
-            .iter()
-            .copied()
-            .find(|k| offered(fourcc_name(k.fourcc()).as_str()))
-            .ok_or_else(|| {
-                let list: Vec<String> = formats
-                    .iter()
-                    .map(|f| {
-                        let sizes: Vec<String> = f
-                            .sizes
-                            .iter()
-                            .map(|s| format!("{}x{}", s.width, s.height))
-                            .collect();
-                        format!("{} {}", f.fourcc, sizes.join(" "))
-                    })
-                    .collect();
-                anyhow!(
-                    "camera {} offers no {} at {} (offers: {})",
-                    path.display(),
-                    match settings.format {
-                        FormatChoice::Auto => "MJPEG or YUYV",
-                        FormatChoice::Mjpeg => "MJPEG",
-                        FormatChoice::Yuyv => "YUYV",
-                    },
-                    settings.size,
-                    if list.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        list.join("; ")
-                    }
-                )
-            })?;
+        let (kind, w, h) = choose(&formats, candidates, want_w, want_h).ok_or_else(|| {
+            let list: Vec<String> = formats
+                .iter()
+                .map(|f| {
+                    let sizes: Vec<String> = f
+                        .sizes
+                        .iter()
+                        .map(|s| format!("{}x{}", s.width, s.height))
+                        .collect();
+                    format!("{} {}", f.fourcc, sizes.join(" "))
+                })
+                .collect();
+            anyhow!(
+                "camera {} offers no {} at {} (offers: {})",
+                path.display(),
+                match settings.format {
+                    FormatChoice::Auto => "MJPEG or YUYV",
+                    FormatChoice::Mjpeg => "MJPEG",
+                    FormatChoice::Yuyv => "YUYV",
+                },
+                settings.size,
+                if list.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    list.join("; ")
+                }
+            )
+        })?;
+        if (w, h) != (want_w, want_h) {
+            // Like V4L2's own S_FMT, take the nearest size rather than refuse: a webcam that
+            // lacks 640x480 should still work with the defaults.
+            eprintln!(
+                "camstream: warning: camera {} does not offer {}; using {} {w}x{h}",
+                path.display(),
+                settings.size,
+                fourcc_name(kind.fourcc())
+            );
+        }
         let applied = dev
             .set_format(&v4l::Format::new(w, h, kind.fourcc()))
             .map_err(|e| open_error(&path, e))?;
@@ -432,6 +432,39 @@ impl Camera {
             _ => anyhow!("camera {p} failed to deliver a frame: {e}"),
         }
     }
+}
+
+/// Picks the format and size to stream: the requested size in the first wanted format that
+/// offers it; otherwise, in the first wanted format the camera has at all, the offered size
+/// nearest in area (the larger on a tie). `None` if no wanted format is offered.
+fn choose(formats: &[FormatInfo], wanted: &[Kind], w: u32, h: u32) -> Option<(Kind, u32, u32)> {
+    let of = |k: Kind| formats.iter().find(|f| f.fourcc == fourcc_name(k.fourcc()));
+    if let Some(k) = wanted
+        .iter()
+        .copied()
+        .find(|k| of(*k).is_some_and(|f| f.offers(w, h)))
+    {
+        return Some((k, w, h));
+    }
+    let (k, f) = wanted.iter().find_map(|k| of(*k).map(|f| (*k, f)))?;
+    let mut sizes: Vec<(u32, u32)> = f.sizes.iter().map(|s| (s.width, s.height)).collect();
+    if let Some(r) = f.stepwise {
+        // The range's point nearest the request, on its grid.
+        let fit = |v: u32, min: u32, max: u32, step: u32| {
+            let v = v.clamp(min, max);
+            min + (v - min) / step.max(1) * step.max(1)
+        };
+        sizes.push((
+            fit(w, r.min_width, r.max_width, r.step_width),
+            fit(h, r.min_height, r.max_height, r.step_height),
+        ));
+    }
+    let area = u64::from(w) * u64::from(h);
+    let (cw, ch) = sizes.into_iter().min_by_key(|&(sw, sh)| {
+        let a = u64::from(sw) * u64::from(sh);
+        (a.abs_diff(area), std::cmp::Reverse(a))
+    })?;
+    Some((k, cw, ch))
 }
 
 impl Kind {
@@ -614,6 +647,53 @@ mod tests {
             [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 20, 21, 22, 23]
         );
         assert!(split_yuyv(&data[..12], 4, 2, 10, false).is_none());
+    }
+
+    fn format(fourcc: &str, sizes: &[(u32, u32)]) -> FormatInfo {
+        FormatInfo {
+            fourcc: fourcc.into(),
+            description: String::new(),
+            sizes: sizes
+                .iter()
+                .map(|&(width, height)| SizeInfo {
+                    width,
+                    height,
+                    fps: vec![30.0],
+                })
+                .collect(),
+            stepwise: None,
+        }
+    }
+
+    #[test]
+    fn the_requested_size_wins_then_the_nearest() {
+        let formats = [
+            format("YUYV", &[(640, 480), (1280, 720)]),
+            format("MJPG", &[(1280, 720), (1920, 1080)]),
+        ];
+        let auto = [Kind::Mjpeg, Kind::Yuyv];
+        // MJPEG is preferred, but only where it has the size.
+        assert_eq!(
+            choose(&formats, &auto, 640, 480),
+            Some((Kind::Yuyv, 640, 480))
+        );
+        assert_eq!(
+            choose(&formats, &auto, 1280, 720),
+            Some((Kind::Mjpeg, 1280, 720))
+        );
+        // No format has 800x600: the first wanted format's nearest size.
+        assert_eq!(
+            choose(&formats, &auto, 800, 600),
+            Some((Kind::Mjpeg, 1280, 720))
+        );
+        assert_eq!(
+            choose(&formats, &[Kind::Yuyv], 800, 600),
+            Some((Kind::Yuyv, 640, 480))
+        );
+        assert_eq!(
+            choose(&[format("YUYV", &[(640, 480)])], &[Kind::Mjpeg], 640, 480),
+            None
+        );
     }
 
     #[test]
