@@ -239,8 +239,6 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
         Reply::Stream { max_fps } => match app.admission.try_admit(head.request.remote_addr().ip())
         {
             Ok(ticket) => {
-                // The viewer is served by the pool; the socket's send timeout evicts a stalled one.
-                let _ = conn.set_read_timeout(None);
                 // A fixed send buffer (instead of autotuning up to megabytes) bounds kernel
                 // memory per viewer and how stale a slow viewer's frames can get.
                 let _ = socket2::SockRef::from(&conn).set_send_buffer_size(VIEWER_SNDBUF);
@@ -278,8 +276,8 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
     linger_close(conn);
 }
 
-/// Closes after a response without resetting it: unread request bytes would make the kernel
-/// send RST, which can destroy the response before the client reads it.
+/// Closes after a response with a FIN before anything else, so the client reads the whole
+/// response and then the end of the connection.
 fn linger_close(conn: TcpStream) {
     let _ = conn.shutdown(std::net::Shutdown::Write);
 }
