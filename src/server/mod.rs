@@ -56,31 +56,36 @@ pub struct App {
     pub status: Arc<Mutex<SourceStatus>>,
     pub admission: Arc<Admission>,
     pub auth: auth::Auth,
-    pub shutdown: Shutdown,
     pub started: Instant,
 }
 
 impl App {
-    /// An app with no capture thread and a closed slot, for calling handlers directly (tests,
-    /// the fuzz target): every request is answered at once.
-    pub fn detached(settings: ServeSettings) -> Result<App> {
+    /// The shared state for `settings`: metrics, an empty slot, admission, authentication.
+    pub fn new(settings: ServeSettings) -> Result<App> {
+        let auth = auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?;
         let metrics = Arc::new(Metrics::new()?);
-        let slot = Arc::new(FrameSlot::new());
-        slot.close();
+        metrics.viewers_max.set(settings.max_clients as i64);
         Ok(App {
             admission: Admission::new(
                 settings.max_clients,
                 settings.max_clients_per_ip,
                 metrics.viewers.clone(),
             ),
-            auth: auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?,
+            auth,
             settings,
-            slot,
+            slot: Arc::new(FrameSlot::new()),
             metrics,
             status: Arc::default(),
-            shutdown: Shutdown::new(),
             started: Instant::now(),
         })
+    }
+
+    /// An app with no capture thread and a closed slot, for calling handlers directly (tests,
+    /// the fuzz target): every request is answered at once.
+    pub fn detached(settings: ServeSettings) -> Result<App> {
+        let app = App::new(settings)?;
+        app.slot.close();
+        Ok(app)
     }
 }
 
@@ -88,6 +93,7 @@ impl App {
 pub struct Server {
     addr: SocketAddr,
     app: Arc<App>,
+    shutdown: Shutdown,
     waker: Arc<mio::Waker>,
     acceptor: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
@@ -98,39 +104,21 @@ pub struct Server {
 impl Server {
     /// Binds, starts the capture loop and every thread, and returns at once.
     pub fn start(settings: ServeSettings, shutdown: Shutdown) -> Result<Server> {
-        let auth = auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?;
-        let metrics = Arc::new(Metrics::new()?);
-        metrics.viewers_max.set(settings.max_clients as i64);
-        listener::ensure_fd_limit(settings.max_connections);
-        let listener = listener::bind(settings.listen)?;
+        let app = Arc::new(App::new(settings)?);
+        let s = &app.settings;
+        listener::ensure_fd_limit(s.max_connections);
+        let listener = listener::bind(s.listen)?;
         let addr = listener.local_addr()?;
-        let slot = Arc::new(FrameSlot::new());
-        let status = Arc::new(Mutex::new(SourceStatus::default()));
 
-        let src = settings.source.clone();
+        let src = s.source.clone();
         let opener: capture::Opener = Box::new(move || source::open(&src));
         let shared = capture::Shared {
-            slot: Arc::clone(&slot),
-            metrics: Arc::clone(&metrics),
-            status: Arc::clone(&status),
+            slot: Arc::clone(&app.slot),
+            metrics: Arc::clone(&app.metrics),
+            status: Arc::clone(&app.status),
         };
-        let capture = capture::spawn(settings.source.clone(), opener, shared, shutdown.clone())?;
+        let capture = capture::spawn(s.source.clone(), opener, shared, shutdown.clone())?;
 
-        let app = Arc::new(App {
-            admission: Admission::new(
-                settings.max_clients,
-                settings.max_clients_per_ip,
-                metrics.viewers.clone(),
-            ),
-            auth,
-            settings,
-            slot,
-            metrics: Arc::clone(&metrics),
-            status,
-            shutdown: shutdown.clone(),
-            started: Instant::now(),
-        });
-        let s = &app.settings;
         // Every queued request holds one of --max-connections slots, so that is the queue's real
         // bound; a smaller queue would turn a burst of viewers away while stream slots are free.
         let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(s.max_connections);
@@ -139,7 +127,7 @@ impl Server {
             header_timeout: s.header_timeout,
             send_timeout: s.send_timeout,
         };
-        let (acceptor, waker) = Acceptor::new(listener, limits, jobs_tx, metrics)?;
+        let (acceptor, waker) = Acceptor::new(listener, limits, jobs_tx, Arc::clone(&app.metrics))?;
         let stop = shutdown.clone();
         let acceptor = std::thread::Builder::new()
             .name("accept".into())
@@ -159,6 +147,7 @@ impl Server {
         Ok(Server {
             addr,
             app,
+            shutdown,
             waker,
             acceptor: Some(acceptor),
             workers,
@@ -179,7 +168,7 @@ impl Server {
     /// Stops accepting, ends every stream, releases the source. Returns within about a second
     /// even if a camera read or a viewer's write is stuck; those threads end with the process.
     pub fn stop(mut self) {
-        self.app.shutdown.trigger();
+        self.shutdown.trigger();
         // Closing the slot here, not only when the capture thread ends, ends the streams even
         // while a stalled camera keeps the capture thread in a read.
         self.app.slot.close();
