@@ -274,7 +274,7 @@ impl CaptureLoop {
         Ok(())
     }
 
-    fn encode(&mut self, pic: &Planar) -> Result<Vec<u8>> {
+    fn encode(&mut self, pic: &Planar) -> Result<Arc<[u8]>> {
         let t = Instant::now();
         let jpeg = self.encoder.encode(pic)?;
         self.shared
@@ -287,7 +287,7 @@ impl CaptureLoop {
 
     fn put(
         &mut self,
-        jpeg: Vec<u8>,
+        jpeg: Arc<[u8]>,
         width: u32,
         height: u32,
         captured: SystemTime,
@@ -301,7 +301,7 @@ impl CaptureLoop {
             width,
             height,
             placeholder,
-            jpeg: jpeg.into(),
+            jpeg,
         });
     }
 

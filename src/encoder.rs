@@ -1,5 +1,7 @@
 //! JPEG encoding with libjpeg-turbo (SIMD), straight from planar YUV so no RGB detour is paid.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use turbojpeg::{Compressor, Subsamp, YuvImage};
 
@@ -23,8 +25,9 @@ impl Encoder {
         })
     }
 
-    /// Encodes a planar picture; the JPEG keeps the picture's chroma subsampling.
-    pub fn encode(&mut self, pic: &Planar) -> Result<Vec<u8>> {
+    /// Encodes a planar picture; the JPEG keeps the picture's chroma subsampling. The bytes come
+    /// back ready to share between viewers (one copy out of the reused output buffer).
+    pub fn encode(&mut self, pic: &Planar) -> Result<Arc<[u8]>> {
         let subsamp = match pic.chroma {
             Chroma::Yuv420 => Subsamp::Sub2x2,
             Chroma::Yuv422 => Subsamp::Sub2x1,
@@ -47,7 +50,7 @@ impl Encoder {
             .compressor
             .compress_yuv_to_slice(image, &mut self.out)
             .with_context(|| format!("cannot encode a {}x{} frame", pic.width, pic.height))?;
-        Ok(self.out[..n].to_vec())
+        Ok(Arc::from(&self.out[..n]))
     }
 }
 

@@ -60,7 +60,7 @@ impl Planar {
 pub enum RawFrame {
     /// An already-compressed JPEG (an MJPEG camera or a file), passed through untouched.
     Jpeg {
-        data: Vec<u8>,
+        data: Arc<[u8]>,
         width: u32,
         height: u32,
     },

@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tempfile::NamedTempFile;
@@ -22,7 +23,7 @@ pub fn run(args: &SnapshotArgs) -> Result<()> {
 }
 
 /// Opens the source, lets a camera settle, and returns one JPEG.
-pub fn capture_one(settings: &SourceSettings, skip: u32) -> Result<Vec<u8>> {
+pub fn capture_one(settings: &SourceSettings, skip: u32) -> Result<Arc<[u8]>> {
     let mut src = source::open(settings)?;
     if matches!(settings.spec, SourceSpec::Camera(_)) {
         for _ in 0..skip {

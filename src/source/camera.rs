@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -509,7 +510,7 @@ impl Source for Camera {
                     if let Some(n) = jpeg_len(data) {
                         if let Ok((width, height)) = jpeg_size(&data[..n]) {
                             return Ok(RawFrame::Jpeg {
-                                data: data[..n].to_vec(),
+                                data: Arc::from(&data[..n]),
                                 width,
                                 height,
                             });

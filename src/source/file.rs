@@ -113,7 +113,7 @@ impl Source for FileSource {
                 let (r, width, height) = frames[self.next].clone();
                 self.next = (self.next + 1) % frames.len();
                 Ok(RawFrame::Jpeg {
-                    data: data[r].to_vec(),
+                    data: Arc::from(&data[r]),
                     width,
                     height,
                 })
@@ -134,7 +134,7 @@ impl Source for FileSource {
                     match jpeg_size(&data) {
                         Ok((width, height)) if whole => {
                             return Ok(RawFrame::Jpeg {
-                                data,
+                                data: data.into(),
                                 width,
                                 height,
                             })
@@ -241,6 +241,7 @@ mod tests {
             .unwrap()
             .encode(&Planar::filled(32, 16, Chroma::Yuv420, [luma, 128, 128]))
             .unwrap()
+            .to_vec()
     }
 
     #[test]
