@@ -55,54 +55,6 @@ fn watch(addr: SocketAddr, path: &str) -> MjpegClient {
     }
 }
 
-/// Sends `GET path HTTP/1.minor` and returns the verbatim response head (up to and including the
-/// blank line) and the reader positioned after it. Every head line must end in CRLF.
-fn raw_head(addr: SocketAddr, path: &str, minor: u8) -> (String, BufReader<TcpStream>) {
-    let mut s = connect(addr);
-    write!(s, "GET {path} HTTP/1.{minor}\r\nHost: test\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(s);
-    let mut head = String::new();
-    for _ in 0..100 {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("read the response head");
-        assert!(n > 0, "connection closed in the head: {head:?}");
-        assert!(line.ends_with("\r\n"), "head line without CRLF: {line:?}");
-        head.push_str(&line);
-        if line == "\r\n" {
-            return (head, reader);
-        }
-    }
-    panic!("response head longer than 100 lines: {head:?}");
-}
-
-/// Opens `path` with HTTP/1.`minor`, checks the first body line is the delimiter, and returns the
-/// raw head with a client for the parts.
-fn open_raw_stream(addr: SocketAddr, path: &str, minor: u8) -> (String, MjpegClient) {
-    let (raw, mut reader) = raw_head(addr, path, minor);
-    let head = util::parse_response(raw.as_bytes());
-    assert_eq!(head.status, 200, "{raw}");
-    let ct = head
-        .header("content-type")
-        .expect("Content-Type")
-        .to_string();
-    let boundary = ct.split("boundary=").nth(1).expect("boundary").to_string();
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    assert_eq!(
-        first,
-        format!("--{boundary}\r\n"),
-        "body must start with the delimiter"
-    );
-    (
-        raw,
-        MjpegClient {
-            reader,
-            head,
-            boundary,
-        },
-    )
-}
-
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -368,7 +320,8 @@ fn ffmpeg_decodes_frames_from_stream_and_the_mjpg_streamer_url() {
 #[test]
 fn stream_wire_format_over_http_1_1() {
     let s = pattern_server(&[]);
-    let (raw, mut c) = open_raw_stream(s.addr, "/stream", 1);
+    let mut c = MjpegClient::open(s.addr, "/stream", 1).unwrap();
+    let raw = c.raw_head.clone();
     assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
     let h = &c.head;
     let ct = h.header("content-type").unwrap();
@@ -431,7 +384,8 @@ fn stream_works_for_http_1_0_clients() {
     assert_eq!(status, "HTTP/1.0 200 OK\r\n");
     drop(r);
 
-    let (raw, mut c) = open_raw_stream(s.addr, "/stream", 0);
+    let mut c = MjpegClient::open(s.addr, "/stream", 0).unwrap();
+    let raw = c.raw_head.clone();
     assert!(raw.starts_with("HTTP/1.0 200 OK\r\n"), "{raw}");
     assert!(c.head.header("transfer-encoding").is_none(), "{raw}");
     let mut last = 0.0;

@@ -230,6 +230,8 @@ pub struct Part {
 pub struct MjpegClient {
     pub reader: BufReader<TcpStream>,
     pub head: Response,
+    /// The response head as it came off the wire.
+    pub raw_head: String,
     pub boundary: String,
 }
 
@@ -248,6 +250,12 @@ impl MjpegClient {
                 String::from_utf8_lossy(&head)
             );
         }
+        let raw_head = String::from_utf8_lossy(&head).into_owned();
+        assert_eq!(
+            raw_head.matches('\n').count(),
+            raw_head.matches("\r\n").count(),
+            "head lines must end in CRLF: {raw_head:?}"
+        );
         let mut resp = parse_response(&head);
         if resp.status != 200 {
             reader.read_to_end(&mut resp.body).unwrap();
@@ -265,6 +273,7 @@ impl MjpegClient {
         Ok(MjpegClient {
             reader,
             head: resp,
+            raw_head,
             boundary,
         })
     }
