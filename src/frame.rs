@@ -83,6 +83,13 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// How long ago the frame was captured.
+    pub fn age(&self) -> std::time::Duration {
+        SystemTime::now()
+            .duration_since(self.captured)
+            .unwrap_or_default()
+    }
+
     /// Capture time as Unix seconds with microseconds, e.g. `1764168000.123456`.
     pub fn timestamp(&self) -> String {
         let d = self.captured.duration_since(UNIX_EPOCH).unwrap_or_default();

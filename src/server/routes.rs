@@ -3,7 +3,7 @@
 //! the request and is served by the stream senders.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rouille::Response;
 use serde_json::json;
@@ -130,13 +130,9 @@ fn snapshot(app: &App) -> Response {
     let newest = app.slot.latest();
     // A frame younger than one frame interval is as fresh as waiting would make it. Either way
     // snapshots cannot drive the encoder beyond --fps: it encodes at most every captured frame.
-    let fresh = newest.as_ref().filter(|f| {
-        !f.placeholder
-            && SystemTime::now()
-                .duration_since(f.captured)
-                .unwrap_or_default()
-                < app.settings.source.frame_interval()
-    });
+    let fresh = newest
+        .as_ref()
+        .filter(|f| !f.placeholder && f.age() < app.settings.source.frame_interval());
     let frame = if let Some(f) = fresh {
         Some(Arc::clone(f))
     } else {
@@ -179,9 +175,7 @@ fn state(app: &App) -> Response {
     let st = app.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let m = &app.metrics;
     let frame = app.slot.latest().map(|f: Arc<crate::frame::Frame>| {
-        let age = SystemTime::now()
-            .duration_since(f.captured)
-            .unwrap_or_default();
+        let age = f.age();
         json!({
             "seq": f.seq,
             "width": f.width,

@@ -18,7 +18,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender};
@@ -471,11 +471,7 @@ impl SenderLoop {
         // waits for a fresh one, and gets the old one only if none comes within IDLE_RESEND.
         let stale_after = self.app.settings.source.frame_interval() * 2;
         if let Some(f) = self.app.slot.latest() {
-            if SystemTime::now()
-                .duration_since(f.captured)
-                .unwrap_or_default()
-                > stale_after
-            {
+            if f.age() > stale_after {
                 v.sent = Some(f.seq);
             }
         }
