@@ -85,6 +85,7 @@ fn random_requests_through_parser_and_router_never_panic() {
                     Reply::Stream { max_fps } => {
                         assert!(max_fps.is_none_or(|f| (1..=120).contains(&f)))
                     }
+                    Reply::Snapshot => {}
                 }
             }
             Err(HeadError::Partial) => {}

@@ -7,4 +7,5 @@ mod fakecam;
 mod hostile;
 mod serve;
 mod soak;
+mod unread;
 mod util;

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(head) => match route(&head.request, app()) {
             Reply::Response(r) => assert!((200..600).contains(&r.status_code)),
             Reply::Stream { max_fps } => assert!(max_fps.is_none_or(|f| (1..=120).contains(&f))),
+            Reply::Snapshot => {}
         },
         Err(HeadError::Partial) => {}
         Err(HeadError::Reject(code, _)) => assert!([400, 414, 431].contains(&code)),

@@ -1,9 +1,12 @@
 //! HTTP/1.x on the wire: reading a request head with httparse into a rouille `Request`, and
-//! writing a rouille `Response` back. Every response closes its connection, so a keep-alive
+//! turning a rouille `Response` into the bytes that go back ([`Outgoing`]); the one place status
+//! lines and headers are written, CORS and no-cache included. Every response closes its connection, so a keep-alive
 //! client never holds a thread; bodies go out with a `Content-Length`, never chunked.
 
-use std::io::{self, Read, Write};
+use std::borrow::Cow;
+use std::io::Read;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A request line longer than this gets 414.
 pub const MAX_REQUEST_LINE: usize = 8 << 10;
@@ -97,44 +100,120 @@ pub fn reason(code: u16) -> &'static str {
     }
 }
 
-/// Writes `resp` with `Connection: close`; with `head_only` the body is left out but its
-/// length still announced. Returns the bytes written.
-pub fn write_response(
-    out: &mut impl Write,
-    resp: rouille::Response,
-    minor_version: u8,
-    head_only: bool,
-) -> io::Result<u64> {
-    let (mut body, len) = resp.data.into_reader_and_size();
-    // Bodies here are small and in memory; reading one fully gives it a Content-Length.
-    let mut bytes = Vec::with_capacity(len.unwrap_or(0));
-    body.read_to_end(&mut bytes)?;
-    let mut head = format!(
-        "HTTP/1.{} {} {}\r\n",
-        minor_version.min(1),
-        resp.status_code,
-        reason(resp.status_code)
-    );
-    for (k, v) in &resp.headers {
-        if !["connection", "content-length", "transfer-encoding"]
-            .iter()
-            .any(|h| k.eq_ignore_ascii_case(h))
-        {
-            head.push_str(&format!("{k}: {v}\r\n"));
+/// A response ready for the wire: a head made for one client, and a body that may be shared
+/// with others (a snapshot's body is the frame's own JPEG, not a copy).
+pub struct Outgoing {
+    pub head: Vec<u8>,
+    pub body: Arc<[u8]>,
+}
+
+impl Outgoing {
+    /// `resp` with `Connection: close` and a `Content-Length`; with `head_only` the body is
+    /// left out but its length still announced. `allow_origin` adds CORS.
+    pub fn new(resp: rouille::Response, req: &ReplyTo) -> Outgoing {
+        let (mut reader, len) = resp.data.into_reader_and_size();
+        // Bodies made here are small and in memory; reading one fully gives it a length.
+        let mut bytes = Vec::with_capacity(len.unwrap_or(0));
+        let _ = reader.read_to_end(&mut bytes);
+        Outgoing::with_body(resp.status_code, &resp.headers, bytes.into(), req)
+    }
+
+    /// A response with `status`, `headers` and `body`, which is shared, not copied.
+    pub fn with_body(
+        status: u16,
+        headers: &[(Cow<'static, str>, Cow<'static, str>)],
+        body: Arc<[u8]>,
+        req: &ReplyTo,
+    ) -> Outgoing {
+        // RFC 9110 8.6: no Content-Length on 1xx and 204 answers.
+        let length = (!(status < 200 || status == 204)).then_some(body.len());
+        Outgoing {
+            head: head(status, headers, length, req),
+            body: if req.head_only { empty() } else { body },
         }
     }
-    // RFC 9110 8.6: no Content-Length on 1xx and 204 answers.
-    if !(resp.status_code < 200 || resp.status_code == 204) {
-        head.push_str(&format!("Content-Length: {}\r\n", bytes.len()));
+
+    /// The response head of an MJPEG stream (no length: it ends when the connection does).
+    pub fn stream(req: &ReplyTo, boundary: &str) -> Outgoing {
+        let ct = format!("multipart/x-mixed-replace;boundary={boundary}");
+        let mut headers = vec![(Cow::from("Content-Type"), Cow::from(ct))];
+        headers.extend(NO_CACHE.map(|(k, v)| (Cow::from(k), Cow::from(v))));
+        // X-Accel-Buffering tells nginx not to buffer this response even with proxy_buffering.
+        headers.push(("X-Accel-Buffering".into(), "no".into()));
+        Outgoing {
+            head: head(200, &headers, None, req),
+            body: empty(),
+        }
     }
-    head.push_str("Connection: close\r\n\r\n");
-    out.write_all(head.as_bytes())?;
-    if !head_only {
-        out.write_all(&bytes)?;
+
+    /// Head and body, in the order they go out.
+    pub fn bufs(&self) -> [&[u8]; 2] {
+        [&self.head, &self.body]
     }
-    out.flush()?;
-    Ok((head.len() + if head_only { 0 } else { bytes.len() }) as u64)
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
+
+/// What a response depends on besides itself: the request's HTTP version and method, and the
+/// configured CORS origin.
+#[derive(Debug, Clone)]
+pub struct ReplyTo {
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    pub head_only: bool,
+    pub allow_origin: Option<Arc<str>>,
+}
+
+fn empty() -> Arc<[u8]> {
+    Arc::from(&[][..])
+}
+
+/// The one place a status line and header block are written. Every response closes its
+/// connection; hop-by-hop and length headers of `headers` are replaced by camstream's own.
+fn head(
+    status: u16,
+    headers: &[(Cow<'static, str>, Cow<'static, str>)],
+    length: Option<usize>,
+    req: &ReplyTo,
+) -> Vec<u8> {
+    let mut h = format!(
+        "HTTP/1.{} {status} {}\r\n",
+        req.minor_version.min(1),
+        reason(status)
+    );
+    for (k, v) in headers {
+        if !["connection", "content-length", "transfer-encoding"]
+            .iter()
+            .any(|n| k.eq_ignore_ascii_case(n))
+        {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    if let Some(o) = &req.allow_origin {
+        h.push_str(&format!("Access-Control-Allow-Origin: {o}\r\n"));
+    }
+    if let Some(n) = length {
+        h.push_str(&format!("Content-Length: {n}\r\n"));
+    }
+    h.push_str("Connection: close\r\n\r\n");
+    h.into_bytes()
+}
+
+/// Headers that stop browsers and proxies from caching live pictures.
+pub const NO_CACHE: [(&str, &str); 3] = [
+    (
+        "Cache-Control",
+        "no-store, no-cache, must-revalidate, max-age=0",
+    ),
+    ("Pragma", "no-cache"),
+    ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
+];
 
 /// A plain-text response with a one-line body.
 pub fn text(code: u16, body: &str) -> rouille::Response {
@@ -199,22 +278,49 @@ mod tests {
         ));
     }
 
+    fn to(minor_version: u8, head_only: bool) -> ReplyTo {
+        ReplyTo {
+            minor_version,
+            head_only,
+            allow_origin: None,
+        }
+    }
+
+    fn wire(o: &Outgoing) -> String {
+        String::from_utf8([&o.head[..], &o.body[..]].concat()).unwrap()
+    }
+
     #[test]
     fn writes_a_closing_response_with_length() {
-        let mut out = Vec::new();
-        write_response(&mut out, text(404, "no such page"), 1, false).unwrap();
-        let s = String::from_utf8(out).unwrap();
+        let s = wire(&Outgoing::new(text(404, "no such page"), &to(1, false)));
         assert!(s.starts_with("HTTP/1.1 404 Not Found\r\n"), "{s}");
         assert!(
             s.contains("Content-Length: 13\r\nConnection: close\r\n\r\nno such page\n"),
             "{s}"
         );
-        let mut out = Vec::new();
-        write_response(&mut out, text(200, "hi"), 0, true).unwrap();
-        let s = String::from_utf8(out).unwrap();
+        let s = wire(&Outgoing::new(text(200, "hi"), &to(0, true)));
         assert!(
-            s.starts_with("HTTP/1.0 200 OK\r\n") && s.ends_with("\r\n\r\n"),
+            s.starts_with("HTTP/1.0 200 OK\r\n")
+                && s.ends_with("Content-Length: 3\r\nConnection: close\r\n\r\n"),
             "{s}"
         );
+        let s = wire(&Outgoing::new(
+            rouille::Response::empty_204(),
+            &to(1, false),
+        ));
+        assert!(!s.contains("Content-Length"), "{s}");
+    }
+
+    #[test]
+    fn cors_is_added_once_and_streams_have_no_length() {
+        let mut req = to(0, false);
+        req.allow_origin = Some("*".into());
+        let h = wire(&Outgoing::stream(&req, "b"));
+        assert!(h.starts_with("HTTP/1.0 200 OK\r\n"));
+        assert!(h.contains("Content-Type: multipart/x-mixed-replace;boundary=b\r\n"));
+        assert_eq!(h.matches("Access-Control-Allow-Origin: *\r\n").count(), 1);
+        assert!(h.contains("Cache-Control: no-store"));
+        assert!(!h.contains("Content-Length"));
+        assert!(h.ends_with("Connection: close\r\n\r\n"));
     }
 }

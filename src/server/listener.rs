@@ -336,25 +336,13 @@ impl Acceptor {
     fn hand_over(&mut self, p: Pending, head: Head) {
         let Pending { conn, slot, .. } = p;
         let Some(slot) = slot else { return };
+        // Non-blocking from here to the end: workers and senders never wait on a client.
         let conn: TcpStream = conn.into();
-        let ready = conn.set_nonblocking(false).is_ok()
-            && conn
-                .set_read_timeout(Some(self.limits.header_timeout))
-                .is_ok()
-            && conn
-                .set_write_timeout(Some(self.limits.send_timeout))
-                .is_ok();
-        if !ready {
-            return;
-        }
         match self.jobs.try_send(Job { conn, head, slot }) {
             Ok(()) => {}
             Err(TrySendError::Full(mut job)) => {
                 self.metrics.connections_rejected.inc();
-                let _ = job.conn.set_write_timeout(Some(Duration::from_millis(100)));
-                let _ = job
-                    .conn
-                    .write_all(&error_bytes(503, "server busy", Some(1)));
+                let _ = job.conn.write(&error_bytes(503, "server busy", Some(1)));
             }
             Err(TrySendError::Disconnected(_)) => {}
         }

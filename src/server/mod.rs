@@ -28,9 +28,10 @@ use crossbeam_channel::Receiver;
 
 use crate::capture::{self, SourceStatus};
 use crate::metrics::Metrics;
-use crate::server::listener::{Acceptor, Job, Limits};
+use crate::server::http::{Outgoing, ReplyTo};
+use crate::server::listener::{Acceptor, ConnSlot, Job, Limits};
 use crate::server::routes::Reply;
-use crate::server::stream::Senders;
+use crate::server::stream::{Handoff, Senders};
 use crate::server::viewers::{Admission, ViewerJob};
 use crate::settings::ServeSettings;
 use crate::shutdown::{self, Shutdown};
@@ -207,37 +208,49 @@ fn worker(jobs: Receiver<Job>, app: &Arc<App>, senders: &Senders) {
     }
 }
 
+/// Answers one request. Nothing here waits for a client or a frame: what cannot be written at
+/// once, streams and snapshots that wait for a frame go to the senders.
 fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
-    let Job {
-        mut conn,
-        head,
-        slot,
-    } = job;
-    let head_only = head.request.method() == "HEAD";
-    let minor = head.minor_version;
-    let origin = app.settings.allow_origin.as_deref();
-    let resp = match routes::route(&head.request, app) {
-        Reply::Response(r) => r,
-        Reply::Stream { .. } if head_only => {
-            let _ = std::io::Write::write_all(
-                &mut conn,
-                stream::response_head(minor, origin).as_bytes(),
-            );
-            return;
-        }
+    let Job { conn, head, slot } = job;
+    let to = ReplyTo {
+        minor_version: head.minor_version,
+        head_only: head.request.method() == "HEAD",
+        allow_origin: app.settings.allow_origin.as_deref().map(Arc::from),
+    };
+    let out = match routes::route(&head.request, app) {
+        Reply::Response(r) => Outgoing::new(r, &to),
+        Reply::Snapshot => match routes::snapshot_now(app) {
+            Ok(frame) => routes::snapshot(Some(&frame), &to),
+            Err(after) => {
+                let wait = Handoff::Snapshot {
+                    conn,
+                    slot,
+                    after,
+                    to,
+                };
+                if let Err(wait) = senders.dispatch(wait) {
+                    refuse_busy(wait, app);
+                }
+                return;
+            }
+        },
+        Reply::Stream { .. } if to.head_only => Outgoing::stream(&to, stream::BOUNDARY),
         Reply::Stream { max_fps } => match app.admission.try_admit(head.request.remote_addr().ip())
         {
             Ok(ticket) => {
                 // A fixed send buffer (instead of autotuning up to megabytes) bounds kernel
                 // memory per viewer and how stale a slow viewer's frames can get.
                 let _ = socket2::SockRef::from(&conn).set_send_buffer_size(VIEWER_SNDBUF);
-                senders.dispatch(ViewerJob {
+                let viewer = Handoff::Viewer(ViewerJob {
                     conn,
                     slot,
                     ticket,
-                    minor_version: minor,
+                    minor_version: to.minor_version,
                     max_fps,
                 });
+                if let Err(viewer) = senders.dispatch(viewer) {
+                    refuse_busy(viewer, app);
+                }
                 return;
             }
             Err(why) => {
@@ -253,22 +266,60 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
                         format!("this address already has {n} streams open; retry later")
                     }
                 };
-                http::text(503, &msg).with_unique_header("Retry-After", "1")
+                Outgoing::new(
+                    http::text(503, &msg).with_unique_header("Retry-After", "1"),
+                    &to,
+                )
             }
         },
     };
-    let resp = match origin {
-        Some(o) => resp.with_unique_header("Access-Control-Allow-Origin", o.to_string()),
-        None => resp,
-    };
-    let _ = http::write_response(&mut conn, resp, minor, head_only);
-    linger_close(conn);
+    send(conn, slot, out, senders);
 }
 
-/// Closes after a response with a FIN before anything else, so the client reads the whole
-/// response and then the end of the connection.
-fn linger_close(conn: TcpStream) {
-    let _ = conn.shutdown(std::net::Shutdown::Write);
+/// Writes `out` without blocking; what the socket does not take at once is finished by a
+/// sender, so a client that does not read never holds a worker.
+fn send(mut conn: TcpStream, slot: ConnSlot, out: Outgoing, senders: &Senders) {
+    let written = loop {
+        match stream::write_from(&mut conn, &out.bufs(), 0) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break 0,
+            Err(_) => return,
+            Ok(n) => break n,
+        }
+    };
+    if written == out.len() {
+        // A FIN before anything else: the client reads the whole response, then the end.
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+        return;
+    }
+    // If every sender's queue is full the client loses the rest of its answer; that takes
+    // more unfinished answers than there are connections (the queues hold max-clients + 1024).
+    let _ = senders.dispatch(Handoff::Reply {
+        conn,
+        slot,
+        out,
+        off: written,
+    });
+}
+
+/// Answers 503 to a client that could not be handed to a sender (their queues are full).
+fn refuse_busy(job: Handoff, app: &App) {
+    let (mut conn, minor_version) = match job {
+        Handoff::Viewer(v) => (v.conn, v.minor_version),
+        Handoff::Snapshot { conn, to, .. } => (conn, to.minor_version),
+        Handoff::Reply { conn, .. } => (conn, 1),
+    };
+    app.metrics.connections_rejected.inc();
+    let to = ReplyTo {
+        minor_version,
+        head_only: false,
+        allow_origin: None,
+    };
+    let out = Outgoing::new(
+        http::text(503, "server busy").with_unique_header("Retry-After", "1"),
+        &to,
+    );
+    let _ = stream::write_from(&mut conn, &out.bufs(), 0);
 }
 
 /// The warning for a server that anyone on the network can watch, if this one is such.

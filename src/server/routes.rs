@@ -1,19 +1,21 @@
-//! Routing: plain functions from a rouille `Request` to what to send. Everything but the stream
-//! is a finished `Response`; the stream is handed back as [`Reply::Stream`] because it outlives
-//! the request and is served by the stream senders.
+//! Routing: plain functions from a rouille `Request` to what to send. Most answers are a
+//! finished `Response`; the stream ([`Reply::Stream`]) outlives the request and a snapshot
+//! ([`Reply::Snapshot`]) may have to wait for a frame, so both are served by the stream senders
+//! and never hold a worker.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rouille::Response;
 use serde_json::json;
 
-use crate::server::http::text;
+use crate::frame::Frame;
+use crate::server::http::{text, Outgoing, ReplyTo, NO_CACHE};
 use crate::server::App;
-use crate::slot::Wait;
 
 /// Longest a `/snapshot` request waits for a fresh frame before it takes the newest it has.
-const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 
 const INDEX_HTML: &str = include_str!("index.html");
 
@@ -25,6 +27,8 @@ pub enum Reply {
     Stream {
         max_fps: Option<u32>,
     },
+    /// A fresh JPEG: see [`snapshot_now`] and [`snapshot`].
+    Snapshot,
 }
 
 impl From<Response> for Reply {
@@ -66,7 +70,7 @@ pub fn route(req: &rouille::Request, app: &App) -> Reply {
     }
     match endpoint {
         "stream" => stream(req),
-        "snapshot" => snapshot(app).into(),
+        "snapshot" => Reply::Snapshot,
         "metrics" => Response::from_data(
             "text/plain; version=0.0.4; charset=utf-8",
             app.metrics.render(),
@@ -114,46 +118,32 @@ fn options(app: &App) -> Response {
     r
 }
 
-/// Headers that stop browsers and proxies from caching live pictures.
-pub const NO_CACHE: [(&str, &str); 3] = [
-    (
-        "Cache-Control",
-        "no-store, no-cache, must-revalidate, max-age=0",
-    ),
-    ("Pragma", "no-cache"),
-    ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
-];
-
-fn snapshot(app: &App) -> Response {
-    // Watching makes the capture loop encode; waiting for a newer frame makes it fresh.
-    let _watch = app.slot.watch();
+/// The frame a snapshot request gets at once, or, when waiting would give a fresher one, the
+/// sequence number that a frame must be newer than (`None`: any frame).
+pub fn snapshot_now(app: &App) -> Result<Arc<Frame>, Option<u64>> {
     let newest = app.slot.latest();
     // A frame younger than one frame interval is as fresh as waiting would make it. Either way
     // snapshots cannot drive the encoder beyond --fps: it encodes at most every captured frame.
-    let fresh = newest
-        .as_ref()
-        .filter(|f| !f.placeholder && f.age() < app.settings.source.frame_interval());
-    let frame = if let Some(f) = fresh {
-        Some(Arc::clone(f))
-    } else {
-        match app
-            .slot
-            .wait_newer(newest.as_ref().map(|f| f.seq), SNAPSHOT_WAIT)
-        {
-            Wait::Frame(f) => Some(f),
-            Wait::Timeout => newest,
-            Wait::Closed => None,
-        }
-    };
-    let Some(f) = frame else {
-        return text(503, "no frame available yet").with_unique_header("Retry-After", "1");
-    };
-    let mut r = Response::from_data("image/jpeg", f.jpeg.to_vec())
-        .with_unique_header("X-Timestamp", f.timestamp());
-    for (k, v) in NO_CACHE {
-        r = r.with_unique_header(k, v);
+    match newest {
+        Some(f) if !f.placeholder && f.age() < app.settings.source.frame_interval() => Ok(f),
+        _ if app.slot.is_closed() => Err(None),
+        other => Err(other.map(|f| f.seq)),
     }
-    r
+}
+
+/// The answer to a snapshot request: `frame`, or 503 when there is none (shutdown, say).
+/// The body is the frame's own JPEG, shared, not copied.
+pub fn snapshot(frame: Option<&Frame>, to: &ReplyTo) -> Outgoing {
+    let Some(f) = frame else {
+        let r = text(503, "no frame available yet").with_unique_header("Retry-After", "1");
+        return Outgoing::new(r, to);
+    };
+    let mut headers = vec![
+        (Cow::from("Content-Type"), Cow::from("image/jpeg")),
+        ("X-Timestamp".into(), f.timestamp().into()),
+    ];
+    headers.extend(NO_CACHE.map(|(k, v)| (Cow::from(k), Cow::from(v))));
+    Outgoing::with_body(200, &headers, Arc::clone(&f.jpeg), to)
 }
 
 fn healthz(app: &App) -> Response {

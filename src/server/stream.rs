@@ -21,13 +21,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::frame::Frame;
+use crate::server::http::{Outgoing, ReplyTo};
 use crate::server::listener::ConnSlot;
-use crate::server::routes::NO_CACHE;
+use crate::server::routes::{self, SNAPSHOT_WAIT};
 use crate::server::viewers::{Ticket, ViewerJob};
 use crate::server::App;
 use crate::slot::WatchGuard;
@@ -45,26 +46,12 @@ const TAIL: &[u8] = b"\r\n--camstreamframe\r\n";
 const TICK: Duration = Duration::from_millis(100);
 /// On shutdown, how long a sender may spend finishing the parts it has started.
 const FINISH_WAIT: Duration = Duration::from_millis(500);
-/// A viewer sends nothing after its request; one that floods us this much is dropped.
+/// A client sends nothing after its request; one that floods us this much is dropped.
 const MAX_VIEWER_INPUT: usize = 64 << 10;
+/// Hand-offs queued for one sender beyond its viewers (answers, waiting snapshots) before the
+/// next one is refused; the sender takes them every time it wakes.
+const QUEUE_SLACK: usize = 1024;
 const WAKER: Token = Token(0);
-
-/// The response head of a stream.
-pub fn response_head(minor_version: u8, allow_origin: Option<&str>) -> String {
-    let mut h = format!(
-        "HTTP/1.{} 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary={BOUNDARY}\r\n",
-        minor_version.min(1)
-    );
-    for (k, v) in NO_CACHE {
-        h.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(o) = allow_origin {
-        h.push_str(&format!("Access-Control-Allow-Origin: {o}\r\n"));
-    }
-    // X-Accel-Buffering tells nginx not to buffer this response even if proxy_buffering is on.
-    h.push_str("X-Accel-Buffering: no\r\nConnection: close\r\n\r\n");
-    h
-}
 
 /// The headers of one part; the same for every viewer of the frame, so built once per frame.
 pub fn part_head(f: &Frame) -> Arc<[u8]> {
@@ -84,16 +71,53 @@ pub fn sender_count() -> usize {
         .clamp(1, 4)
 }
 
-/// The sender threads and the way to hand them viewers.
+/// Writes as much of `bufs`, from byte `off` on, as the socket takes with one `writev`.
+pub fn write_from(w: &mut impl Write, bufs: &[&[u8]], mut off: usize) -> io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); 3];
+    let mut n = 0;
+    for b in bufs {
+        if off >= b.len() {
+            off -= b.len();
+        } else if n < slices.len() {
+            slices[n] = IoSlice::new(&b[off..]);
+            off = 0;
+            n += 1;
+        }
+    }
+    w.write_vectored(&slices[..n])
+}
+
+/// What a worker gives the senders: everything that may have to wait for a client or a frame.
+pub enum Handoff {
+    /// An admitted viewer.
+    Viewer(ViewerJob),
+    /// A response whose first `off` bytes the worker already wrote; the rest goes out from here.
+    Reply {
+        conn: std::net::TcpStream,
+        slot: ConnSlot,
+        out: Outgoing,
+        off: usize,
+    },
+    /// A snapshot request waiting for a frame newer than `after`.
+    Snapshot {
+        conn: std::net::TcpStream,
+        slot: ConnSlot,
+        after: Option<u64>,
+        to: ReplyTo,
+    },
+}
+
+/// The sender threads and the way to hand them clients.
 pub struct Senders {
     lanes: Vec<Lane>,
 }
 
 /// One sender thread, seen from outside.
 struct Lane {
-    tx: Sender<ViewerJob>,
+    tx: Sender<Handoff>,
     waker: Arc<Waker>,
-    viewers: Arc<AtomicUsize>,
+    /// Clients this sender has or is about to take; it wakes on frames only while there are any.
+    clients: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -104,11 +128,12 @@ impl Senders {
         for i in 0..n {
             let poll = Poll::new().context("cannot create a poller")?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-            let (tx, rx) = crossbeam_channel::bounded(app.settings.max_clients);
-            let viewers = Arc::new(AtomicUsize::new(0));
-            let (w, n) = (Arc::clone(&waker), Arc::clone(&viewers));
-            // A sender without viewers has nothing to do with a frame (waking it costs tens of
-            // microseconds on a VM); shutdown and new viewers wake it directly.
+            // Viewers hold admission tickets, so max_clients of them can always be queued.
+            let (tx, rx) = crossbeam_channel::bounded(app.settings.max_clients + QUEUE_SLACK);
+            let clients = Arc::new(AtomicUsize::new(0));
+            let (w, n) = (Arc::clone(&waker), Arc::clone(&clients));
+            // A sender without clients has nothing to do with a frame (waking it costs tens of
+            // microseconds on a VM); shutdown and new clients wake it directly.
             app.slot.on_publish(Box::new(move || {
                 if n.load(Ordering::Relaxed) > 0 {
                     let _ = w.wake();
@@ -118,7 +143,10 @@ impl Senders {
                 poll,
                 rx,
                 app: Arc::clone(app),
-                count: Arc::clone(&viewers),
+                count: Arc::clone(&clients),
+                clients: HashMap::new(),
+                next_token: 1,
+                current: None,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("sender-{i}"))
@@ -127,31 +155,37 @@ impl Senders {
             lanes.push(Lane {
                 tx,
                 waker,
-                viewers,
+                clients,
                 thread: Mutex::new(Some(thread)),
             });
         }
         Ok(Senders { lanes })
     }
 
-    /// Gives an admitted viewer to the sender with the fewest viewers.
-    pub fn dispatch(&self, job: ViewerJob) {
+    /// Gives `job` to the sender with the fewest clients. Returns it if every queue is full.
+    pub fn dispatch(&self, job: Handoff) -> Result<(), Handoff> {
         let Some(lane) = self
             .lanes
             .iter()
-            .min_by_key(|l| l.viewers.load(Ordering::Relaxed))
+            .min_by_key(|l| l.clients.load(Ordering::Relaxed))
         else {
-            return;
+            return Err(job);
         };
-        lane.viewers.fetch_add(1, Ordering::Relaxed);
-        // Capacity is max_clients and each job holds an admission ticket: this cannot block.
-        if lane.tx.send(job).is_ok() {
-            let _ = lane.waker.wake();
+        lane.clients.fetch_add(1, Ordering::Relaxed);
+        match lane.tx.try_send(job) {
+            Ok(()) => {
+                let _ = lane.waker.wake();
+                Ok(())
+            }
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                lane.clients.fetch_sub(1, Ordering::Relaxed);
+                Err(job)
+            }
         }
     }
 
     /// After the slot is closed: waits until `deadline` for the senders to finish their
-    /// last parts and close every stream.
+    /// last parts and close every connection.
     pub fn join_until(&self, deadline: Instant) {
         for lane in &self.lanes {
             let _ = lane.waker.wake();
@@ -162,12 +196,12 @@ impl Senders {
     }
 }
 
-/// What a viewer's socket is being given.
+/// What a client's socket is being given.
 enum Out {
     Idle,
-    /// The response head and the first delimiter.
-    Head {
-        buf: Vec<u8>,
+    /// A response (or a stream's head); `off` bytes already written.
+    Reply {
+        out: Outgoing,
         off: usize,
     },
     /// A part: its head, the frame's JPEG, the delimiter; `off` bytes already written.
@@ -178,23 +212,44 @@ enum Out {
     },
 }
 
+/// What a connection on a sender is for.
+enum Role {
+    /// A stream viewer.
+    Viewer(Viewer),
+    /// A response on its way out; the connection closes once it is written.
+    Reply,
+    /// A snapshot request waiting for a frame newer than `after`, until `deadline`.
+    Snapshot {
+        after: Option<u64>,
+        deadline: Instant,
+        to: ReplyTo,
+        _watch: WatchGuard,
+    },
+}
+
+/// A stream viewer's place in the stream.
 struct Viewer {
-    conn: TcpStream,
-    out: Out,
     /// The last frame started for this viewer.
     sent: Option<u64>,
-    /// Last time a byte went out (or the viewer arrived), for eviction.
-    progress: Instant,
     /// Last time a part was started, for the idle resend.
     started: Instant,
     min_gap: Option<Duration>,
     next_allowed: Instant,
-    /// Bytes the viewer sent after its request (it should send none).
-    input: usize,
-    /// The viewer shut its sending side; nothing more to read.
-    eof: bool,
     _watch: WatchGuard,
     _ticket: Ticket,
+}
+
+/// One connection a sender writes to.
+struct Client {
+    conn: TcpStream,
+    out: Out,
+    role: Role,
+    /// Last time a byte went out (or the client arrived), for eviction.
+    progress: Instant,
+    /// Bytes the client sent after its request (it should send none).
+    input: usize,
+    /// The client shut its sending side; nothing more to read.
+    eof: bool,
     _slot: ConnSlot,
 }
 
@@ -203,53 +258,46 @@ enum Flush {
     Done,
     /// The socket is full; wait for it to drain.
     Blocked,
-    /// The viewer left or the connection broke.
+    /// The client left or the connection broke.
     Gone,
 }
 
-impl Viewer {
+impl Client {
     /// Writes what is queued until done or the socket is full.
     fn flush(&mut self, app: &App) -> Flush {
+        let viewer = matches!(self.role, Role::Viewer(_));
         loop {
             let result = match &self.out {
                 Out::Idle => return Flush::Done,
-                Out::Head { buf, off } => self.conn.write(&buf[*off..]),
+                Out::Reply { out, off } => write_from(&mut self.conn, &out.bufs(), *off),
                 Out::Part { head, frame, off } => {
-                    let bufs: [&[u8]; 3] = [head, &frame.jpeg, TAIL];
-                    let mut slices = [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
-                    let (mut skip, mut n) = (*off, 0);
-                    for b in bufs {
-                        if skip >= b.len() {
-                            skip -= b.len();
-                        } else {
-                            slices[n] = IoSlice::new(&b[skip..]);
-                            skip = 0;
-                            n += 1;
-                        }
-                    }
-                    self.conn.write_vectored(&slices[..n])
+                    write_from(&mut self.conn, &[head, &frame.jpeg, TAIL], *off)
                 }
             };
             match result {
                 Ok(0) => return Flush::Gone,
                 Ok(n) => {
                     self.progress = Instant::now();
-                    app.metrics.bytes_sent.inc_by(n as u64);
-                    match &mut self.out {
-                        Out::Head { buf, off } => {
+                    if viewer {
+                        app.metrics.bytes_sent.inc_by(n as u64);
+                    }
+                    let done = match &mut self.out {
+                        Out::Reply { out, off } => {
                             *off += n;
-                            if *off == buf.len() {
-                                self.out = Out::Idle;
-                            }
+                            *off == out.len()
                         }
                         Out::Part { head, frame, off } => {
                             *off += n;
-                            if *off == head.len() + frame.jpeg.len() + TAIL.len() {
+                            let done = *off == head.len() + frame.jpeg.len() + TAIL.len();
+                            if done {
                                 app.metrics.frames_sent.inc();
-                                self.out = Out::Idle;
                             }
+                            done
                         }
-                        Out::Idle => {}
+                        Out::Idle => true,
+                    };
+                    if done {
+                        self.out = Out::Idle;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flush::Blocked,
@@ -263,36 +311,48 @@ impl Viewer {
 /// One sender thread's state.
 struct SenderLoop {
     poll: Poll,
-    rx: Receiver<ViewerJob>,
+    rx: Receiver<Handoff>,
     app: Arc<App>,
     count: Arc<AtomicUsize>,
+    clients: HashMap<Token, Client>,
+    next_token: usize,
+    /// The newest frame and its part head, built once per frame per sender.
+    current: Option<Current>,
 }
 
-/// The newest frame and its part head, built once per frame per sender.
 struct Current {
     frame: Arc<Frame>,
     head: Arc<[u8]>,
 }
 
+/// What one pass of the loop must look at.
+struct Pass {
+    now: Instant,
+    closing: bool,
+    /// Every client gets a look (something changed for all of them).
+    sweep: bool,
+    /// Eviction checks are due.
+    housekeeping: bool,
+    leaving: Vec<Token>,
+}
+
 impl SenderLoop {
     fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let mut viewers: HashMap<Token, Viewer> = HashMap::new();
-        let mut next_token = 1usize;
-        let mut current: Option<Current> = None;
         let mut next_tick = Instant::now() + TICK;
         let mut finish_by: Option<Instant> = None;
-        // The earliest moment a viewer held back by its `?fps=` cap may get a frame.
+        // The earliest moment a client held back by a `?fps=` cap may get a frame.
         let mut capped_due: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            // With no viewer there is nothing to check: sleep until a viewer or shutdown comes.
-            let timeout = (!viewers.is_empty() || finish_by.is_some()).then(|| {
-                let wake_at = [Some(next_tick), capped_due, finish_by]
+            // With no client there is nothing to check: sleep until one comes or shutdown.
+            let timeout = (!self.clients.is_empty() || finish_by.is_some()).then(|| {
+                [Some(next_tick), capped_due, finish_by]
                     .into_iter()
                     .flatten()
-                    .min();
-                wake_at.unwrap_or(next_tick).saturating_duration_since(now)
+                    .min()
+                    .unwrap_or(next_tick)
+                    .saturating_duration_since(now)
             });
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -304,227 +364,318 @@ impl SenderLoop {
             if closing && finish_by.is_none() {
                 finish_by = Some(Instant::now() + FINISH_WAIT);
             }
-            let mut sweep = closing;
-
-            // Newly admitted viewers (none are taken once shutting down).
-            while let Ok(job) = self.rx.try_recv() {
-                if closing {
-                    self.count.fetch_sub(1, Ordering::Relaxed);
-                    continue;
-                }
-                let token = Token(next_token);
-                next_token = next_token.wrapping_add(1).max(1);
-                if let Some(v) = self.admit(job, token) {
-                    viewers.insert(token, v);
-                    sweep = true;
-                }
+            let mut pass = Pass {
+                now: Instant::now(),
+                closing,
+                sweep: closing,
+                housekeeping: false,
+                leaving: Vec::new(),
+            };
+            pass.sweep |= self.take_new_clients(&pass);
+            pass.sweep |= self.refresh_frame(closing);
+            self.on_events(&events, &mut pass);
+            if pass.now >= next_tick {
+                next_tick = pass.now + TICK;
+                pass.housekeeping = true;
+                pass.sweep = true;
             }
-
-            // A new frame?
-            if !closing {
-                if let Some(f) = self.app.slot.latest() {
-                    if current.as_ref().is_none_or(|c| c.frame.seq != f.seq) {
-                        current = Some(Current {
-                            head: part_head(&f),
-                            frame: f,
-                        });
-                        sweep = true;
-                    }
-                }
+            if capped_due.is_some_and(|d| pass.now >= d) {
+                pass.sweep = true;
             }
-
-            // Sockets that have room again, or that say something (usually: goodbye). A viewer
-            // that finishes a part gets the newest frame at once.
-            let now = Instant::now();
-            let mut leaving = Vec::new();
-            for ev in events.iter() {
-                let t = ev.token();
-                let Some(v) = viewers.get_mut(&t) else {
-                    continue;
-                };
-                let mut gone = ev.is_write_closed() || ev.is_error();
-                if !gone && ev.is_readable() && !v.eof {
-                    gone = drain_input(v);
-                }
-                if !gone && ev.is_writable() {
-                    gone = self.feed(v, current.as_ref(), now, closing);
-                }
-                if gone {
-                    leaving.push(t);
-                }
+            if pass.sweep {
+                capped_due = self.sweep(&mut pass);
             }
-
-            // Everyone, when there is news or a deadline: a new frame or viewer, the tick
-            // (evictions, idle resends), a capped viewer's turn, shutdown.
-            let housekeeping = now >= next_tick;
-            if housekeeping {
-                next_tick = now + TICK;
-                sweep = true;
+            pass.leaving.sort_unstable_by_key(|t| t.0);
+            pass.leaving.dedup();
+            for t in pass.leaving {
+                self.remove(t);
             }
-            if capped_due.is_some_and(|d| now >= d) {
-                sweep = true;
-            }
-            if sweep {
-                capped_due = None;
-                for (t, v) in viewers.iter_mut() {
-                    if closing {
-                        if matches!(v.out, Out::Idle) || self.feed(v, None, now, true) {
-                            leaving.push(*t);
-                        }
-                        continue;
-                    }
-                    if !matches!(v.out, Out::Idle) {
-                        if housekeeping
-                            && now.duration_since(v.progress) >= self.app.settings.send_timeout
-                        {
-                            self.app.metrics.viewers_evicted.inc();
-                            leaving.push(*t);
-                        }
-                        continue;
-                    }
-                    if self.feed(v, current.as_ref(), now, false) {
-                        leaving.push(*t);
-                    } else if matches!(v.out, Out::Idle)
-                        && v.min_gap.is_some()
-                        && v.next_allowed > now
-                    {
-                        capped_due =
-                            Some(capped_due.map_or(v.next_allowed, |d| d.min(v.next_allowed)));
-                    }
-                }
-            }
-            leaving.sort_unstable_by_key(|t| t.0);
-            leaving.dedup();
-            for t in leaving {
-                self.remove(&mut viewers, t);
-            }
-            if finish_by.is_some_and(|f| Instant::now() >= f) || (closing && viewers.is_empty()) {
+            if finish_by.is_some_and(|f| Instant::now() >= f)
+                || (closing && self.clients.is_empty())
+            {
                 break;
             }
         }
-        for t in viewers.keys().copied().collect::<Vec<_>>() {
-            self.remove(&mut viewers, t);
+        for t in self.clients.keys().copied().collect::<Vec<_>>() {
+            self.remove(t);
         }
     }
 
-    /// Writes what is queued for `v` and, when that is done and `current` is due, starts it.
-    /// Returns true when the viewer is gone.
-    fn feed(&self, v: &mut Viewer, current: Option<&Current>, now: Instant, closing: bool) -> bool {
-        loop {
-            match v.flush(&self.app) {
-                Flush::Gone => return true,
-                Flush::Blocked => return false,
-                Flush::Done if closing => return false,
-                Flush::Done => match current {
-                    Some(c) if self.offer(v, c, now) => continue,
-                    _ => return false,
-                },
-            }
-        }
-    }
-
-    /// Registers a new viewer and queues its response head.
-    fn admit(&self, job: ViewerJob, token: Token) -> Option<Viewer> {
-        let ViewerJob {
-            conn,
-            slot,
-            ticket,
-            minor_version,
-            max_fps,
-        } = job;
-        if conn.set_nonblocking(true).is_err() {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        let mut conn = TcpStream::from_std(conn);
-        if self
-            .poll
-            .registry()
-            .register(&mut conn, token, Interest::READABLE | Interest::WRITABLE)
-            .is_err()
-        {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        self.app.metrics.viewers_accepted.inc();
-        let mut head = response_head(minor_version, self.app.settings.allow_origin.as_deref());
-        head.push_str(&format!("--{BOUNDARY}\r\n"));
-        let now = Instant::now();
-        let mut v = Viewer {
-            conn,
-            out: Out::Head {
-                buf: head.into_bytes(),
-                off: 0,
-            },
-            sent: None,
-            progress: now,
-            started: now,
-            min_gap: max_fps.map(|n| Duration::from_secs(1) / n),
-            next_allowed: now,
-            input: 0,
-            eof: false,
-            _watch: self.app.slot.watch(),
-            _ticket: ticket,
-            _slot: slot,
-        };
-        // A frame left in the slot from before anybody watched may be old: the viewer then
-        // waits for a fresh one, and gets the old one only if none comes within IDLE_RESEND.
-        let stale_after = self.app.settings.source.frame_interval() * 2;
-        if let Some(f) = self.app.slot.latest() {
-            if f.age() > stale_after {
-                v.sent = Some(f.seq);
-            }
-        }
-        match v.flush(&self.app) {
-            Flush::Gone => {
+    /// Registers newly handed-over clients (none once shutting down). True if any came.
+    fn take_new_clients(&mut self, pass: &Pass) -> bool {
+        let mut any = false;
+        while let Ok(job) = self.rx.try_recv() {
+            if pass.closing {
                 self.count.fetch_sub(1, Ordering::Relaxed);
-                None
+                continue;
             }
-            _ => Some(v),
+            let token = Token(self.next_token);
+            self.next_token = self.next_token.wrapping_add(1).max(1);
+            match self.admit(job, token) {
+                Some(c) => {
+                    self.clients.insert(token, c);
+                    any = true;
+                }
+                None => {
+                    self.count.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
         }
+        any
     }
 
-    /// Starts the current frame on an idle viewer if it is due: newer than what it has, or
-    /// the same one again after IDLE_RESEND; never before its `?fps=` cap allows. Returns
-    /// whether a part was started.
-    fn offer(&self, v: &mut Viewer, c: &Current, now: Instant) -> bool {
-        let newer = v.sent.is_none_or(|s| c.frame.seq > s);
-        let resend = now.duration_since(v.started) >= IDLE_RESEND;
-        if !(newer || resend) || now < v.next_allowed {
+    /// Takes the slot's newest frame if it is new. True if it is.
+    fn refresh_frame(&mut self, closing: bool) -> bool {
+        if closing {
             return false;
         }
-        if let (Some(prev), true, None) = (v.sent, newer, v.min_gap) {
-            // Frames published while this viewer was still taking the previous one.
-            self.app
-                .metrics
-                .frames_skipped
-                .inc_by(c.frame.seq.saturating_sub(prev + 1));
-        }
-        v.sent = Some(c.frame.seq);
-        v.started = now;
-        if let Some(gap) = v.min_gap {
-            v.next_allowed = now + gap;
-        }
-        v.out = Out::Part {
-            head: Arc::clone(&c.head),
-            frame: Arc::clone(&c.frame),
-            off: 0,
+        let Some(f) = self.app.slot.latest() else {
+            return false;
         };
+        if self.current.as_ref().is_some_and(|c| c.frame.seq == f.seq) {
+            return false;
+        }
+        self.current = Some(Current {
+            head: part_head(&f),
+            frame: f,
+        });
         true
     }
 
-    fn remove(&self, viewers: &mut HashMap<Token, Viewer>, t: Token) {
-        if let Some(mut v) = viewers.remove(&t) {
-            let _ = self.poll.registry().deregister(&mut v.conn);
+    /// Sockets that have room again, or that say something (usually: goodbye). A viewer that
+    /// finishes a part gets the newest frame at once.
+    fn on_events(&mut self, events: &Events, pass: &mut Pass) {
+        for ev in events.iter() {
+            let t = ev.token();
+            let Some(c) = self.clients.get_mut(&t) else {
+                continue;
+            };
+            let mut gone = ev.is_write_closed() || ev.is_error();
+            if !gone && ev.is_readable() && !c.eof {
+                gone = drain_input(c);
+            }
+            if !gone && ev.is_writable() {
+                gone = feed(&self.app, c, self.current.as_ref(), pass.now, pass.closing);
+            }
+            if gone {
+                pass.leaving.push(t);
+            }
+        }
+    }
+
+    /// Looks at every client when there is news or a deadline: a new frame or client, the tick
+    /// (evictions, idle resends, snapshot deadlines), a capped viewer's turn, shutdown. Returns
+    /// when the next capped viewer is due.
+    fn sweep(&mut self, pass: &mut Pass) -> Option<Instant> {
+        let now = pass.now;
+        let mut capped_due: Option<Instant> = None;
+        for (t, c) in self.clients.iter_mut() {
+            if let Role::Snapshot {
+                after,
+                deadline,
+                to,
+                ..
+            } = &c.role
+            {
+                let newest = self.current.as_ref().map(|cur| &cur.frame);
+                let fresh = newest.filter(|f| after.is_none_or(|s| f.seq > s));
+                let frame = match fresh {
+                    _ if pass.closing => None,
+                    Some(f) => Some(f),
+                    None if now >= *deadline => newest,
+                    None => continue,
+                };
+                c.out = Out::Reply {
+                    out: routes::snapshot(frame.map(|f| &**f), to),
+                    off: 0,
+                };
+                c.role = Role::Reply;
+                c.progress = now;
+            }
+            if pass.closing {
+                if matches!(c.out, Out::Idle) || feed(&self.app, c, None, now, true) {
+                    pass.leaving.push(*t);
+                }
+                continue;
+            }
+            if !matches!(c.out, Out::Idle) {
+                if pass.housekeeping
+                    && now.duration_since(c.progress) >= self.app.settings.send_timeout
+                {
+                    if matches!(c.role, Role::Viewer(_)) {
+                        self.app.metrics.viewers_evicted.inc();
+                    }
+                    pass.leaving.push(*t);
+                    continue;
+                }
+                if !matches!(c.role, Role::Reply) {
+                    continue;
+                }
+            }
+            if feed(&self.app, c, self.current.as_ref(), now, false) {
+                pass.leaving.push(*t);
+            } else if let (Out::Idle, Role::Viewer(v)) = (&c.out, &c.role) {
+                if v.min_gap.is_some() && v.next_allowed > now {
+                    capped_due = Some(capped_due.map_or(v.next_allowed, |d| d.min(v.next_allowed)));
+                }
+            }
+        }
+        capped_due
+    }
+
+    /// Registers a handed-over client and queues what it gets first.
+    fn admit(&self, job: Handoff, token: Token) -> Option<Client> {
+        let now = Instant::now();
+        let (conn, slot, role, out) = match job {
+            Handoff::Viewer(ViewerJob {
+                conn,
+                slot,
+                ticket,
+                minor_version,
+                max_fps,
+            }) => {
+                let to = ReplyTo {
+                    minor_version,
+                    head_only: false,
+                    allow_origin: self.app.settings.allow_origin.as_deref().map(Arc::from),
+                };
+                let mut out = Outgoing::stream(&to, BOUNDARY);
+                out.body = format!("--{BOUNDARY}\r\n").into_bytes().into();
+                let mut v = Viewer {
+                    sent: None,
+                    started: now,
+                    min_gap: max_fps.map(|n| Duration::from_secs(1) / n),
+                    next_allowed: now,
+                    _watch: self.app.slot.watch(),
+                    _ticket: ticket,
+                };
+                // A frame left in the slot from before anybody watched may be old: the viewer
+                // then waits for a fresh one, and gets the old one only if none comes within
+                // IDLE_RESEND.
+                let stale_after = self.app.settings.source.frame_interval() * 2;
+                if let Some(f) = self.app.slot.latest() {
+                    if f.age() > stale_after {
+                        v.sent = Some(f.seq);
+                    }
+                }
+                (conn, slot, Role::Viewer(v), Out::Reply { out, off: 0 })
+            }
+            Handoff::Reply {
+                conn,
+                slot,
+                out,
+                off,
+            } => (conn, slot, Role::Reply, Out::Reply { out, off }),
+            Handoff::Snapshot {
+                conn,
+                slot,
+                after,
+                to,
+            } => {
+                let role = Role::Snapshot {
+                    after,
+                    deadline: now + SNAPSHOT_WAIT,
+                    to,
+                    // Watching makes the capture loop encode.
+                    _watch: self.app.slot.watch(),
+                };
+                (conn, slot, role, Out::Idle)
+            }
+        };
+        if conn.set_nonblocking(true).is_err() {
+            return None;
+        }
+        let mut conn = TcpStream::from_std(conn);
+        self.poll
+            .registry()
+            .register(&mut conn, token, Interest::READABLE | Interest::WRITABLE)
+            .ok()?;
+        let mut c = Client {
+            conn,
+            out,
+            role,
+            progress: now,
+            input: 0,
+            eof: false,
+            _slot: slot,
+        };
+        match c.flush(&self.app) {
+            Flush::Gone => None,
+            _ => {
+                if matches!(c.role, Role::Viewer(_)) {
+                    self.app.metrics.viewers_accepted.inc();
+                }
+                Some(c)
+            }
+        }
+    }
+
+    fn remove(&mut self, t: Token) {
+        if let Some(mut c) = self.clients.remove(&t) {
+            let _ = self.poll.registry().deregister(&mut c.conn);
             self.count.fetch_sub(1, Ordering::Relaxed);
-            // Dropping the viewer closes the socket and frees its viewer and connection slots.
+            // Dropping the client closes the socket and frees its viewer and connection slots.
         }
     }
 }
 
+/// Writes what is queued for `c` and, for a viewer that is done and due for `current`, starts
+/// it. A response that is fully written ends its connection. Returns true when the client is
+/// gone (or done).
+fn feed(app: &App, c: &mut Client, current: Option<&Current>, now: Instant, closing: bool) -> bool {
+    loop {
+        match c.flush(app) {
+            Flush::Gone => return true,
+            Flush::Blocked => return false,
+            Flush::Done => match &mut c.role {
+                Role::Reply => {
+                    // A FIN before anything else: the client reads the whole answer, then
+                    // the end of the connection.
+                    let _ = c.conn.shutdown(std::net::Shutdown::Write);
+                    return true;
+                }
+                Role::Snapshot { .. } => return false,
+                Role::Viewer(_) if closing => return false,
+                Role::Viewer(v) => match current {
+                    Some(cur) if offer(app, v, &mut c.out, cur, now) => continue,
+                    _ => return false,
+                },
+            },
+        }
+    }
+}
+
+/// Starts the current frame on an idle viewer if it is due: newer than what it has, or the
+/// same one again after IDLE_RESEND; never before its `?fps=` cap allows. Returns whether a
+/// part was started.
+fn offer(app: &App, v: &mut Viewer, out: &mut Out, c: &Current, now: Instant) -> bool {
+    let newer = v.sent.is_none_or(|s| c.frame.seq > s);
+    let resend = now.duration_since(v.started) >= IDLE_RESEND;
+    if !(newer || resend) || now < v.next_allowed {
+        return false;
+    }
+    if let (Some(prev), true, None) = (v.sent, newer, v.min_gap) {
+        // Frames published while this viewer was still taking the previous one.
+        app.metrics
+            .frames_skipped
+            .inc_by(c.frame.seq.saturating_sub(prev + 1));
+    }
+    v.sent = Some(c.frame.seq);
+    v.started = now;
+    if let Some(gap) = v.min_gap {
+        v.next_allowed = now + gap;
+    }
+    *out = Out::Part {
+        head: Arc::clone(&c.head),
+        frame: Arc::clone(&c.frame),
+        off: 0,
+    };
+    true
+}
+
 /// Reads and discards what a viewer sends; true when it broke the connection or sent too much.
 /// A viewer that only shut its sending side may still be reading: it keeps its stream.
-fn drain_input(v: &mut Viewer) -> bool {
+fn drain_input(v: &mut Client) -> bool {
     let mut buf = [0u8; 4096];
     loop {
         match v.conn.read(&mut buf) {
@@ -550,14 +701,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn head_declares_the_boundary_without_dashes() {
-        let h = response_head(0, Some("*"));
-        assert!(h.starts_with("HTTP/1.0 200 OK\r\n"));
-        assert!(h.contains("Content-Type: multipart/x-mixed-replace;boundary=camstreamframe\r\n"));
-        assert!(h.contains("Access-Control-Allow-Origin: *\r\n"));
-        assert!(h.contains("Cache-Control: no-store"));
-        assert!(h.ends_with("\r\n\r\n"));
+    fn the_tail_is_the_delimiter() {
         assert_eq!(TAIL, format!("\r\n--{BOUNDARY}\r\n").as_bytes());
+    }
+
+    #[test]
+    fn writes_resume_at_any_offset() {
+        let mut out = Vec::new();
+        let n = write_from(&mut out, &[b"ab", b"", b"cde"], 1).unwrap();
+        assert_eq!((n, &out[..]), (4, &b"bcde"[..]));
+        out.clear();
+        write_from(&mut out, &[b"ab", b"cde"], 3).unwrap();
+        assert_eq!(out, b"de");
     }
 
     #[test]
