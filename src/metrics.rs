@@ -1,5 +1,8 @@
 //! Prometheus metrics: every metric camstream exports, registered once, all named `camstream_*`
-//! (plus the standard `process_*` ones). Label sets are kept empty so the series count is fixed.
+//! (plus the standard `process_*` ones, from [`process`]). Label sets are kept empty (but for
+//! the one constant `version` of `camstream_build_info`), so the series count is fixed.
+
+pub mod process;
 
 use anyhow::Result;
 use prometheus::{
@@ -62,10 +65,19 @@ impl Metrics {
                 ]),
         )?;
         r.register(Box::new(encode_seconds.clone()))?;
-        #[cfg(target_os = "linux")]
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        r.register(Box::new(process::ProcessCollector::new()?))?;
+        let build_info = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "Always 1; the version label says which camstream runs.",
+            )
+            .namespace("camstream"),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        r.register(Box::new(build_info))?;
         Ok(Metrics {
             frames_captured: counter(&r, "frames_captured_total", "Frames received from the source.")?,
             frames_encoded: counter(&r, "frames_encoded_total", "Frames encoded to JPEG by camstream (passed-through frames are not).")?,
@@ -114,6 +126,11 @@ mod tests {
         assert!(text.contains("camstream_viewers 2\n"));
         assert!(text.contains("camstream_encode_seconds_bucket{le=\"0.002\"} 1\n"));
         assert!(text.contains("process_resident_memory_bytes"));
+        assert!(text.contains("process_cpu_seconds_total"));
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(text.contains(&format!(
+            "camstream_build_info{{version=\"{version}\"}} 1\n"
+        )));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(
                 line.starts_with("camstream_") || line.starts_with("process_"),
