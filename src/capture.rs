@@ -36,6 +36,9 @@ pub struct SourceStatus {
     pub error: Option<String>,
     /// Frames per second over the last second.
     pub fps: f64,
+    /// Whether the source's frames are JPEGs passed through untouched (`None` until a frame
+    /// was seen); otherwise camstream encodes them.
+    pub passthrough: Option<bool>,
 }
 
 /// Opens the source; called again after every failure.
@@ -81,6 +84,8 @@ struct CaptureLoop {
     /// Frames counted in the current fps window and when it began (at a frame, not counted).
     fps_window: Option<(u32, Instant)>,
     bad_seen: u64,
+    /// What the status says of passing frames through, to update it only on change.
+    passthrough: Option<bool>,
 }
 
 impl CaptureLoop {
@@ -101,6 +106,7 @@ impl CaptureLoop {
             seq: 0,
             fps_window: None,
             bad_seen: 0,
+            passthrough: None,
         }
     }
 
@@ -202,6 +208,9 @@ impl CaptureLoop {
         let interval = self.settings.frame_interval();
         let mut next_tick = Instant::now();
         self.fps_window = None;
+        // The first frame is published even with nobody watching, so the size, /state and a
+        // first snapshot are known at once; one encode per open is negligible.
+        let mut first = true;
         while !self.shutdown.is_triggered() {
             if source.needs_pacing() {
                 if self.shutdown.sleep_until(next_tick) {
@@ -214,7 +223,7 @@ impl CaptureLoop {
                     next_tick = now;
                 }
             }
-            let result = if self.shared.slot.is_watched() {
+            let result = if std::mem::take(&mut first) || self.shared.slot.is_watched() {
                 source.grab().and_then(|raw| self.publish(raw))
             } else {
                 source.skip()
@@ -259,6 +268,7 @@ impl CaptureLoop {
     /// Encodes (unless already JPEG) and publishes a frame.
     fn publish(&mut self, raw: RawFrame) -> Result<()> {
         let captured = SystemTime::now();
+        self.note_passthrough(matches!(raw, RawFrame::Jpeg { .. }));
         let (jpeg, width, height) = match raw {
             RawFrame::Jpeg {
                 data,
@@ -272,6 +282,15 @@ impl CaptureLoop {
         };
         self.put(jpeg, width, height, captured, false);
         Ok(())
+    }
+
+    /// Records whether frames pass through, taking the status lock only when that changes.
+    fn note_passthrough(&mut self, passthrough: bool) {
+        if self.passthrough != Some(passthrough) {
+            self.passthrough = Some(passthrough);
+            let mut st = self.shared.status.lock().unwrap_or_else(|e| e.into_inner());
+            st.passthrough = Some(passthrough);
+        }
     }
 
     fn encode(&mut self, pic: &Planar) -> Result<Arc<[u8]>> {
@@ -526,12 +545,14 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(metrics.frames_encoded.get(), 0);
-        assert!(slot.latest().is_none());
+        // Only the first frame after the open is encoded (so its size is known), none of the
+        // 19 or more after it.
+        assert_eq!(metrics.frames_encoded.get(), 1);
+        assert_eq!(slot.latest().unwrap().seq, 1);
         let _w = slot.watch();
-        let f = wait_for(&slot, None, |_| true);
+        let f = wait_for(&slot, Some(1), |_| true);
         assert!(!f.placeholder);
-        assert!(metrics.frames_encoded.get() >= 1);
+        assert!(metrics.frames_encoded.get() >= 2);
         shutdown.trigger();
         t.join().unwrap();
     }

@@ -10,7 +10,7 @@
 //! frames. Threads that sleep in epoll instead (the stream senders) register a listener that
 //! wakes them.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,17 @@ pub enum Wait {
 /// Called after every publish and on close, for waiters that sleep elsewhere (in epoll).
 pub type Listener = Box<dyn Fn() + Send + Sync>;
 
-#[derive(Default)]
+/// How long a snapshot request keeps the capture loop encoding after it: a client that polls
+/// snapshots (Mainsail's "adaptive MJPEG", say) must find each new frame already encoded, not
+/// wait for the next one and so see every other frame.
+pub const SNAPSHOT_INTEREST: Duration = Duration::from_secs(2);
+
 pub struct FrameSlot {
     latest: ArcSwapOption<Frame>,
+    /// When the slot was made; [`FrameSlot::interest_until`] counts from it.
+    born: Instant,
+    /// Milliseconds after `born` until which frames are wanted without a watcher.
+    interest_until: AtomicU64,
     /// Bumped after every publish and on close; waiters sleep while it keeps its value.
     generation: AtomicU32,
     closed: AtomicBool,
@@ -42,9 +50,29 @@ pub struct FrameSlot {
     listeners: Mutex<Vec<Listener>>,
 }
 
+impl Default for FrameSlot {
+    fn default() -> Self {
+        FrameSlot {
+            latest: ArcSwapOption::empty(),
+            born: Instant::now(),
+            interest_until: AtomicU64::new(0),
+            generation: AtomicU32::new(0),
+            closed: AtomicBool::new(false),
+            watchers: AtomicUsize::new(0),
+            listeners: Mutex::default(),
+        }
+    }
+}
+
 impl FrameSlot {
     pub fn new() -> FrameSlot {
         FrameSlot::default()
+    }
+
+    /// Keeps frames coming for [`SNAPSHOT_INTEREST`] from now, with nobody watching.
+    pub fn want_frames_for_a_while(&self) {
+        let until = (self.born.elapsed() + SNAPSHOT_INTEREST).as_millis() as u64;
+        self.interest_until.fetch_max(until, Ordering::Relaxed);
     }
 
     /// Makes `frame` the newest frame and wakes every waiting reader.
@@ -125,9 +153,11 @@ impl FrameSlot {
         }
     }
 
-    /// Whether anybody wants frames now, i.e. whether encoding is worth doing.
+    /// Whether anybody wants frames now, i.e. whether encoding is worth doing: a viewer or
+    /// waiting snapshot, or a recent snapshot request.
     pub fn is_watched(&self) -> bool {
         self.watchers.load(Ordering::Acquire) > 0
+            || self.interest_until.load(Ordering::Relaxed) > self.born.elapsed().as_millis() as u64
     }
 }
 
@@ -204,6 +234,16 @@ mod tests {
             slot.publish(frame(s));
         }
         assert_eq!(slot.latest().unwrap().seq, 100);
+    }
+
+    #[test]
+    fn a_snapshot_request_keeps_frames_wanted_for_a_while() {
+        let slot = FrameSlot::new();
+        assert!(!slot.is_watched());
+        slot.want_frames_for_a_while();
+        assert!(slot.is_watched());
+        let until = slot.interest_until.load(Ordering::Relaxed);
+        assert!(until >= SNAPSHOT_INTEREST.as_millis() as u64);
     }
 
     #[test]

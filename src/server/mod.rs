@@ -217,6 +217,7 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
         head_only: head.request.method() == "HEAD",
         allow_origin: app.settings.allow_origin.as_deref().map(Arc::from),
     };
+    let ip = head.request.remote_addr().ip();
     let out = match routes::route(&head.request, app) {
         Reply::Response(r) => Outgoing::new(r, &to),
         Reply::Snapshot => match routes::snapshot_now(app) {
@@ -234,9 +235,12 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
                 return;
             }
         },
-        Reply::Stream { .. } if to.head_only => Outgoing::stream(&to, stream::BOUNDARY),
-        Reply::Stream { max_fps } => match app.admission.try_admit(head.request.remote_addr().ip())
-        {
+        // HEAD gets exactly the status and headers a GET would get now, without taking a slot.
+        Reply::Stream { .. } if to.head_only => match app.admission.check(ip) {
+            Ok(()) => Outgoing::stream(&to, stream::BOUNDARY),
+            Err(why) => refusal(&why, app, &to),
+        },
+        Reply::Stream { max_fps } => match app.admission.try_admit(ip) {
             Ok(ticket) => {
                 // A fixed send buffer (instead of autotuning up to megabytes) bounds kernel
                 // memory per viewer and how stale a slow viewer's frames can get.
@@ -255,25 +259,28 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
             }
             Err(why) => {
                 app.metrics.viewers_rejected.inc();
-                let msg = match why {
-                    viewers::Full::All => {
-                        format!(
-                            "all {} stream slots are taken; retry later",
-                            app.settings.max_clients
-                        )
-                    }
-                    viewers::Full::PerAddress(n) => {
-                        format!("this address already has {n} streams open; retry later")
-                    }
-                };
-                Outgoing::new(
-                    http::text(503, &msg).with_unique_header("Retry-After", "1"),
-                    &to,
-                )
+                refusal(&why, app, &to)
             }
         },
     };
     send(conn, slot, out, senders);
+}
+
+/// The 503 for a viewer past a limit, saying which.
+fn refusal(why: &viewers::Full, app: &App, to: &ReplyTo) -> Outgoing {
+    let msg = match why {
+        viewers::Full::All => format!(
+            "all {} stream slots are taken; retry later",
+            app.settings.max_clients
+        ),
+        viewers::Full::PerAddress(n) => {
+            format!("this address already has {n} streams open; retry later")
+        }
+    };
+    Outgoing::new(
+        http::text(503, &msg).with_unique_header("Retry-After", "1"),
+        to,
+    )
 }
 
 /// Writes `out` without blocking; what the socket does not take at once is finished by a

@@ -37,26 +37,26 @@ impl From<Response> for Reply {
     }
 }
 
+/// Methods every endpoint takes (the stream also takes POST, see [`route`]).
 pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
 /// Decides what `req` gets.
 pub fn route(req: &rouille::Request, app: &App) -> Reply {
-    match req.method() {
-        "GET" | "HEAD" => {}
+    let post = match req.method() {
+        "GET" | "HEAD" => false,
+        "POST" => true,
         "OPTIONS" => return options(app).into(),
-        _ => {
-            return text(405, "method not allowed (use GET or HEAD)")
-                .with_unique_header("Allow", ALLOWED_METHODS)
-                .into()
-        }
-    }
-    let Some(endpoint) = endpoint(req) else {
-        return text(
-            404,
-            "not found (try /stream, /snapshot, /metrics, /healthz, /state)",
-        )
-        .into();
+        _ => return method_not_allowed(),
     };
+    let endpoint = match endpoint(req) {
+        Ok(e) => e,
+        Err(why) => return text(404, &why).into(),
+    };
+    // mjpg-streamer streams to any method, and some players (Apple's NSURLSession-based ones)
+    // POST for the stream; nothing else takes a POST.
+    if post && endpoint != "stream" {
+        return method_not_allowed();
+    }
     if app.auth.enabled()
         && !app.settings.auth_exempt.contains(endpoint)
         && !app.auth.check(req.header("Authorization"))
@@ -82,19 +82,56 @@ pub fn route(req: &rouille::Request, app: &App) -> Reply {
     }
 }
 
-/// Which endpoint a path names (one of [`crate::settings::ENDPOINTS`]), if any.
-fn endpoint(req: &rouille::Request) -> Option<&'static str> {
-    // mjpg-streamer's URLs (OctoPrint, Mainsail and friends use them): /?action=stream|snapshot.
-    let action = req.get_param("action");
-    Some(match (req.url().as_str(), action.as_deref()) {
-        ("/" | "/stream", Some("stream")) | ("/stream", _) => "stream",
-        ("/" | "/snapshot", Some("snapshot")) | ("/snapshot", _) => "snapshot",
-        ("/metrics", _) => "metrics",
-        ("/healthz", _) => "healthz",
-        ("/state", _) => "state",
-        ("/", _) => "index",
-        _ => return None,
+fn method_not_allowed() -> Reply {
+    text(405, "method not allowed (use GET or HEAD)")
+        .with_unique_header("Allow", ALLOWED_METHODS)
+        .into()
+}
+
+/// Which endpoint a path names (one of [`crate::settings::ENDPOINTS`]), or why none.
+fn endpoint(req: &rouille::Request) -> Result<&'static str, String> {
+    Ok(match req.url().as_str() {
+        // mjpg-streamer's URLs (OctoPrint, Mainsail and friends use them).
+        "/" => match req.get_param("action") {
+            Some(action) => mjpg_action(&action)?,
+            None => "index",
+        },
+        "/stream" => "stream",
+        "/snapshot" => "snapshot",
+        "/metrics" => "metrics",
+        "/healthz" => "healthz",
+        "/state" => "state",
+        _ => return Err("not found (try /stream, /snapshot, /metrics, /healthz, /state)".into()),
     })
+}
+
+/// mjpg-streamer's `?action=`: `stream` and `snapshot`, or with its input number, `stream_0`
+/// (its multi-input form). camstream has one input, so any other number is not found, and so is
+/// anything else: a player set up with a wrong URL must see an error, not the HTML page.
+fn mjpg_action(action: &str) -> Result<&'static str, String> {
+    let (name, input) = match action.split_once('_') {
+        Some((name, n)) => (name, Some(n)),
+        None => (action, None),
+    };
+    let endpoint = match name {
+        "stream" => "stream",
+        "snapshot" => "snapshot",
+        _ => {
+            let shown: String = action.chars().take(40).collect();
+            return Err(format!(
+                "unknown action '{shown}' (use action=stream or action=snapshot)"
+            ));
+        }
+    };
+    match input {
+        None | Some("0") => Ok(endpoint),
+        Some(n) => {
+            let shown: String = n.chars().take(20).collect();
+            Err(format!(
+                "no input '{shown}': camstream serves one source (use action={name} or action={name}_0)"
+            ))
+        }
+    }
 }
 
 fn stream(req: &rouille::Request) -> Reply {
@@ -121,6 +158,7 @@ fn options(app: &App) -> Response {
 /// The frame a snapshot request gets at once, or, when waiting would give a fresher one, the
 /// sequence number that a frame must be newer than (`None`: any frame).
 pub fn snapshot_now(app: &App) -> Result<Arc<Frame>, Option<u64>> {
+    app.slot.want_frames_for_a_while();
     let newest = app.slot.latest();
     // A frame younger than one frame interval is as fresh as waiting would make it. Either way
     // snapshots cannot drive the encoder beyond --fps: it encodes at most every captured frame.
@@ -164,24 +202,53 @@ fn healthz(app: &App) -> Response {
 fn state(app: &App) -> Response {
     let st = app.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let m = &app.metrics;
-    let frame = app.slot.latest().map(|f: Arc<crate::frame::Frame>| {
-        let age = f.age();
+    let newest = app.slot.latest();
+    let frame = newest.as_ref().map(|f| {
         json!({
             "seq": f.seq,
             "width": f.width,
             "height": f.height,
             "bytes": f.jpeg.len(),
             "placeholder": f.placeholder,
-            "age_ms": age.as_millis() as u64,
+            "age_ms": f.age().as_millis() as u64,
         })
     });
     let s = &app.settings;
+    // Tools written for µStreamer (PiKVM's kvmd, jumpstarter's driver) read `ok` and `result`
+    // with µStreamer's field names and types; see the README for what is and is not there.
+    let (width, height) = newest
+        .as_ref()
+        .map_or((s.source.size.width, s.source.size.height), |f| {
+            (f.width, f.height)
+        });
+    let viewers = m.viewers.get();
+    let ustreamer = json!({
+        "encoder": {
+            // µStreamer says HW when it passes a camera's MJPEG through.
+            "type": if st.passthrough == Some(true) { "HW" } else { "CPU" },
+            "quality": s.source.quality,
+        },
+        "source": {
+            "resolution": { "width": width, "height": height },
+            "online": st.up,
+            "desired_fps": s.source.fps,
+            "captured_fps": st.fps.round() as u64,
+        },
+        "stream": {
+            // Frames go to every viewer as they are captured (slow ones skip).
+            "queued_fps": if viewers > 0 { st.fps.round() as u64 } else { 0 },
+            "clients": viewers,
+            "clients_stat": {},
+        },
+    });
     Response::json(&json!({
+        "ok": true,
+        "result": ustreamer,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started.elapsed().as_secs(),
         "source": st,
         "frame": frame,
-        "viewers": { "active": m.viewers.get(), "max": s.max_clients },
+        "viewers": { "active": viewers, "max": s.max_clients },
         "connections": { "open": m.connections.get(), "max": s.max_connections },
         "settings": {
             "size": s.source.size.to_string(),

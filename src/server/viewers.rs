@@ -80,6 +80,21 @@ impl Admission {
         })
     }
 
+    /// What [`Admission::try_admit`] would answer for `ip` now, without taking a slot (for
+    /// HEAD, which must give the status a GET would get).
+    pub fn check(&self, ip: IpAddr) -> Result<(), Full> {
+        if let Some(limit) = self.per_ip {
+            let by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if by_ip.get(&ip).is_some_and(|n| *n >= limit) {
+                return Err(Full::PerAddress(limit));
+            }
+        }
+        if self.active() >= self.max {
+            return Err(Full::All);
+        }
+        Ok(())
+    }
+
     fn take_global(&self) -> Result<(), Full> {
         self.active
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -131,6 +146,7 @@ mod tests {
         let a = Admission::new(2, None, gauge.clone());
         let t1 = a.try_admit(ip(1)).unwrap();
         let _t2 = a.try_admit(ip(1)).unwrap();
+        assert_eq!(a.check(ip(2)), Err(Full::All));
         assert_eq!(a.try_admit(ip(2)).err(), Some(Full::All));
         assert_eq!(gauge.get(), 2);
         drop(t1);
@@ -142,7 +158,9 @@ mod tests {
     fn the_per_address_limit_leaves_room_for_others() {
         let gauge = prometheus::IntGauge::new("v", "v").unwrap();
         let a = Admission::new(3, Some(1), gauge);
+        assert_eq!(a.check(ip(1)), Ok(()));
         let t = a.try_admit(ip(1)).unwrap();
+        assert_eq!(a.check(ip(1)), Err(Full::PerAddress(1)));
         assert_eq!(a.try_admit(ip(1)).err(), Some(Full::PerAddress(1)));
         let _b = a.try_admit(ip(2)).unwrap();
         let _c = a.try_admit(ip(3)).unwrap();
