@@ -480,7 +480,7 @@ fn grafana_dashboard_is_well_formed_and_its_queries_parse() {
     let queries = dashboard_queries();
     let all = queries.join("\n");
     for wanted in [
-        "camstream_capture_fps",
+        "rate(camstream_frames_captured_total",
         "camstream_viewers",
         "camstream_viewers_rejected_total",
         "camstream_frames_skipped_total",
