@@ -6,6 +6,7 @@ mod clients;
 mod contrib;
 mod fakecam;
 mod hostile;
+mod page;
 mod serve;
 mod soak;
 mod unread;
