@@ -9,7 +9,7 @@ use rouille::Response;
 use serde_json::json;
 
 use crate::server::http::text;
-use crate::server::App;
+use crate::server::{auth, App};
 use crate::slot::Wait;
 
 /// Longest a `/snapshot` request waits for a fresh frame before it takes the newest it has.
@@ -35,8 +35,32 @@ impl From<Response> for Reply {
 
 pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
-/// Decides what `req` gets.
+/// Decides what `req` gets, checking its credentials on this thread, argon2 included: for
+/// tests and the fuzz target. The server checks them first, without keeping a worker waiting
+/// for argon2 ([`auth::Gate`]), then calls [`route_authorized`].
 pub fn route(req: &rouille::Request, app: &App) -> Reply {
+    if needs_auth(req, app) {
+        let access = app
+            .auth
+            .check(req.header("Authorization"), req.remote_addr().ip());
+        if let Some(r) = auth::refusal(access) {
+            return r.into();
+        }
+    }
+    route_authorized(req, app)
+}
+
+/// Whether `req` must carry credentials: authentication is on and it asks for an endpoint that
+/// `--auth-exempt` does not name (a method other than GET or HEAD, or an unknown path, is
+/// answered without them).
+pub fn needs_auth(req: &rouille::Request, app: &App) -> bool {
+    app.auth.enabled()
+        && matches!(req.method(), "GET" | "HEAD")
+        && endpoint(req).is_some_and(|e| !app.settings.auth_exempt.contains(e))
+}
+
+/// Decides what `req` gets once its credentials, if it needs any, have been accepted.
+pub fn route_authorized(req: &rouille::Request, app: &App) -> Reply {
     match req.method() {
         "GET" | "HEAD" => {}
         "OPTIONS" => return options(app).into(),
@@ -53,17 +77,6 @@ pub fn route(req: &rouille::Request, app: &App) -> Reply {
         )
         .into();
     };
-    if app.auth.enabled()
-        && !app.settings.auth_exempt.contains(endpoint)
-        && !app.auth.check(req.header("Authorization"))
-    {
-        return text(401, "authentication required")
-            .with_unique_header(
-                "WWW-Authenticate",
-                "Basic realm=\"camstream\", charset=\"UTF-8\"",
-            )
-            .into();
-    }
     match endpoint {
         "stream" => stream(req),
         "snapshot" => snapshot(app).into(),
