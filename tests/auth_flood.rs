@@ -312,3 +312,43 @@ fn an_auth_file_others_can_read_gets_a_warning() {
         }
     }
 }
+
+#[test]
+fn sighup_reloads_the_auth_file_and_keeps_the_old_users_if_it_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = |p| camstream::server::auth::hash_password(p).unwrap();
+    let users = write_users(dir.path(), &format!("alice:{}\n", hash("one")), 0o600);
+    let mut srv = start(&users, &[]);
+    let me = Ipv4Addr::LOCALHOST;
+    let status = |auth| get_from(srv.addr, me, "/state", Some(auth)).status;
+    assert_eq!(status("alice:one"), 200);
+    let hup = |pid: u32| {
+        // SAFETY: kill() on the child we started.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+    };
+
+    std::fs::write(&users, format!("bob:{}\n", hash("two"))).unwrap();
+    hup(srv.pid());
+    crate::util::wait_until("the new users", || status("bob:two") == 200);
+    // alice is gone, her remembered login with her.
+    assert_eq!(status("alice:one"), 401);
+
+    std::fs::write(&users, "bob:not-a-hash\n").unwrap();
+    hup(srv.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status("bob:two"), 200, "a broken file keeps the old users");
+    assert_eq!(srv.child.try_wait().unwrap(), None, "still running");
+    let st = srv
+        .signal_and_wait(crate::util::SIGTERM, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+}
+
+#[test]
+fn sighup_without_an_auth_file_shuts_down_like_sigterm() {
+    let mut srv = Server::start(&["--source", "pattern", "--size", "160x120"]);
+    let st = srv
+        .signal_and_wait(libc::SIGHUP, Duration::from_secs(10))
+        .expect("exit after SIGHUP");
+    assert_eq!(st.code(), Some(0));
+}

@@ -289,12 +289,26 @@ fn exposure_warning(addr: SocketAddr, auth: bool) -> Option<String> {
     })
 }
 
-/// `camstream serve`: runs until SIGINT/SIGTERM, then shuts down cleanly.
+/// `camstream serve`: runs until SIGINT/SIGTERM, then shuts down cleanly. SIGHUP reloads the
+/// auth file if there is one, and otherwise shuts down too (so closing the terminal still
+/// stops a plain `camstream serve`).
 pub fn serve(settings: &ServeSettings) -> Result<()> {
     let shutdown = Shutdown::new();
-    shutdown::install_signal_handler(&shutdown)?;
+    // The signal thread starts first (the others inherit its blocked signals), so it finds the
+    // app, once there is one, here.
+    let running: Arc<std::sync::OnceLock<Arc<App>>> = Arc::default();
+    let hangup = settings.auth_file.is_some().then(|| {
+        let running = Arc::clone(&running);
+        Box::new(move || {
+            if let Some(app) = running.get() {
+                auth::reload_on_hangup(&app.auth);
+            }
+        }) as Box<dyn Fn() + Send>
+    });
+    shutdown::install_signal_handler(&shutdown, hangup)?;
     let s = settings.clone();
     let server = Server::start(settings.clone(), shutdown.clone())?;
+    let _ = running.set(Arc::clone(server.app()));
     let host = match server.addr() {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         a => a.to_string(),
