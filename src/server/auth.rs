@@ -78,7 +78,8 @@ pub enum Access {
     Verify,
 }
 
-/// What a request refused by authentication gets; `None` for [`Access::Granted`].
+/// What a request refused by authentication gets; `None` for [`Access::Granted`]. A request
+/// left at [`Access::Verify`] is one the verifier had no room for: 503, to retry shortly.
 pub fn refusal(access: Access) -> Option<Response> {
     match access {
         Access::Granted => None,
