@@ -1,5 +1,6 @@
 //! One shutdown flag observed by every loop, with sleeps that end early when it is raised, and
-//! the SIGINT/SIGTERM handler that raises it (a second signal exits at once with 130).
+//! the signal thread that raises it on SIGINT/SIGTERM (a second signal exits at once with 130)
+//! and reloads the auth file on SIGHUP.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -62,16 +63,53 @@ impl Shutdown {
     }
 }
 
-/// Routes SIGINT and SIGTERM to `shutdown`; a second signal exits the process with 130.
-pub fn install_signal_handler(shutdown: &Shutdown) -> anyhow::Result<()> {
-    let s = shutdown.clone();
-    ctrlc::set_handler(move || {
-        if s.is_triggered() {
-            std::process::exit(130);
+/// Takes SIGINT, SIGTERM and SIGHUP on a thread of their own: the first SIGINT or SIGTERM
+/// raises `shutdown`, a second one exits the process with 130. SIGHUP calls `hangup` if given
+/// (serve reloads its auth file), and otherwise counts as SIGTERM.
+///
+/// The signals are blocked in the calling thread, and so in every thread it starts afterwards
+/// (call this before starting any), and taken with `sigwait`: the handler is ordinary code that
+/// may read files, not an async-signal handler.
+pub fn install_signal_handler(
+    shutdown: &Shutdown,
+    hangup: Option<Box<dyn Fn() + Send>>,
+) -> anyhow::Result<()> {
+    // SAFETY: sigemptyset/sigaddset on a local set, pthread_sigmask on the calling thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
         }
-        s.trigger();
-    })
-    .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            anyhow::bail!(
+                "cannot install the signal handler: {}",
+                std::io::Error::from_raw_os_error(rc)
+            );
+        }
+        set
+    };
+    let s = shutdown.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let mut sig = 0;
+            // SAFETY: sigwait on the set built above, which this thread has blocked.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            match (&hangup, sig) {
+                // A panic here would leave the signals blocked with nobody taking them.
+                (Some(reload), libc::SIGHUP) => {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(reload));
+                }
+                _ if s.is_triggered() => std::process::exit(130),
+                _ => s.trigger(),
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the signal thread: {e}"))?;
+    Ok(())
 }
 
 #[cfg(test)]

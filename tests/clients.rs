@@ -183,3 +183,28 @@ fn process_cpu_time_is_exported_below_a_second() {
         assert!(metric(&text, name) > 0.0, "{name}");
     }
 }
+
+#[test]
+fn a_posted_stream_needs_the_same_credentials_as_a_get() {
+    let mut cmd = crate::util::camstream();
+    cmd.env("CAMSTREAM_AUTH", "viewer:secret");
+    let srv = Server::start_with(
+        cmd,
+        &[
+            "--source",
+            "pattern",
+            "--size",
+            "160x120",
+            "--auth-exempt",
+            "metrics",
+        ],
+    );
+    for method in ["GET", "POST", "HEAD"] {
+        let r = request(
+            srv.addr,
+            &format!("{method} /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
+        );
+        assert_eq!(r.status, 401, "{method}");
+    }
+    assert_eq!(srv.metric("camstream_viewers_accepted_total"), 0.0);
+}

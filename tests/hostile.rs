@@ -77,7 +77,7 @@ fn random_requests_through_parser_and_router_never_panic() {
                 match route(&head.request, &app) {
                     Reply::Response(r) => {
                         assert!(
-                            [200, 204, 400, 401, 404, 405, 503].contains(&r.status_code),
+                            [200, 204, 400, 401, 404, 405, 429, 503].contains(&r.status_code),
                             "{}",
                             r.status_code
                         )

@@ -1,6 +1,7 @@
 //! Integration tests, compiled as one binary so the helpers are built once. They run the real
 //! `camstream` binary; none needs a camera, and servers listen on 127.0.0.1 port 0.
 
+mod auth_flood;
 mod cli;
 mod clients;
 mod contrib;

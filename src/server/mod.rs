@@ -3,8 +3,9 @@
 //! Threads, a fixed number: the capture thread, one head-reading thread ([`listener`]),
 //! `--workers` request workers, and one stream sender per core, at most four ([`stream`]),
 //! which write frames to every admitted viewer ([`viewers`]); plus the main thread and the
-//! signal-handler thread. Hence `threads <= workers + senders + 4`, whatever arrives, however
-//! many viewers.
+//! signal-handler thread, and with `--auth-file` one password verifier ([`auth`]). Hence
+//! `threads <= workers + senders + 4` (+ 1 with `--auth-file`), whatever arrives, however many
+//! viewers.
 //!
 //! rouille provides the request/response model and routing ([`routes`]); the connection layer
 //! is camstream's own, because rouille 3.6 / tiny_http 0.12 spawn a thread per connection without
@@ -46,7 +47,8 @@ const STOP_WAIT: Duration = Duration::from_millis(900);
 
 /// The most threads `serve` runs with these settings (see the module docs).
 pub fn thread_bound(s: &ServeSettings) -> usize {
-    s.workers + stream::sender_count() + 4
+    // The verifier runs exactly when there are hashed passwords, that is with --auth-file.
+    s.workers + stream::sender_count() + 4 + usize::from(s.auth_file.is_some())
 }
 
 /// What every handler can see.
@@ -100,6 +102,7 @@ pub struct Server {
     workers: Vec<JoinHandle<()>>,
     senders: Option<Arc<Senders>>,
     capture: Option<JoinHandle<()>>,
+    verifier: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -135,12 +138,15 @@ impl Server {
             .spawn(move || acceptor.run(|| stop.is_triggered()))?;
 
         let senders = Arc::new(Senders::start(&app, stream::sender_count())?);
+        // The workers hold the only gates, so the verifier ends after the last worker.
+        let (gate, verifier) = auth::Gate::start(&app)?;
         let workers = (0..s.workers)
             .map(|i| {
                 let (rx, app, senders) = (jobs_rx.clone(), Arc::clone(&app), Arc::clone(&senders));
+                let gate = gate.clone();
                 std::thread::Builder::new()
                     .name(format!("worker-{i}"))
-                    .spawn(move || worker(rx, &app, &senders))
+                    .spawn(move || worker(rx, gate, &app, &senders))
                     .context("cannot start a worker thread")
             })
             .collect::<Result<Vec<_>>>()?;
@@ -154,6 +160,7 @@ impl Server {
             workers,
             senders: Some(senders),
             capture: Some(capture),
+            verifier,
         })
     }
 
@@ -189,6 +196,9 @@ impl Server {
         for w in self.workers.drain(..) {
             join_until(w, deadline);
         }
+        if let Some(v) = self.verifier.take() {
+            join_until(v, deadline);
+        }
     }
 }
 
@@ -202,8 +212,9 @@ fn join_until(h: JoinHandle<()>, deadline: Instant) {
     }
 }
 
-fn worker(jobs: Receiver<Job>, app: &Arc<App>, senders: &Senders) {
-    for job in jobs.iter() {
+fn worker(jobs: Receiver<Job>, mut gate: auth::Gate, app: &Arc<App>, senders: &Senders) {
+    // The gate answers or hands on what needs credentials (argon2 never runs here).
+    while let Some(job) = gate.next(&jobs, app) {
         handle(job, app, senders);
     }
 }
@@ -218,7 +229,7 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
         allow_origin: app.settings.allow_origin.as_deref().map(Arc::from),
     };
     let ip = head.request.remote_addr().ip();
-    let out = match routes::route(&head.request, app) {
+    let out = match routes::route_authorized(&head.request, app) {
         Reply::Response(r) => Outgoing::new(r, &to),
         Reply::Snapshot => match routes::snapshot_now(app) {
             Ok(frame) => routes::snapshot(Some(&frame), &to),
@@ -336,12 +347,26 @@ fn exposure_warning(addr: SocketAddr, auth: bool) -> Option<String> {
     })
 }
 
-/// `camstream serve`: runs until SIGINT/SIGTERM, then shuts down cleanly.
+/// `camstream serve`: runs until SIGINT/SIGTERM, then shuts down cleanly. SIGHUP reloads the
+/// auth file if there is one, and otherwise shuts down too (so closing the terminal still
+/// stops a plain `camstream serve`).
 pub fn serve(settings: &ServeSettings) -> Result<()> {
     let shutdown = Shutdown::new();
-    shutdown::install_signal_handler(&shutdown)?;
+    // The signal thread starts first (the others inherit its blocked signals), so it finds the
+    // app, once there is one, here.
+    let running: Arc<std::sync::OnceLock<Arc<App>>> = Arc::default();
+    let hangup = settings.auth_file.is_some().then(|| {
+        let running = Arc::clone(&running);
+        Box::new(move || {
+            if let Some(app) = running.get() {
+                auth::reload_on_hangup(&app.auth);
+            }
+        }) as Box<dyn Fn() + Send>
+    });
+    shutdown::install_signal_handler(&shutdown, hangup)?;
     let s = settings.clone();
     let server = Server::start(settings.clone(), shutdown.clone())?;
+    let _ = running.set(Arc::clone(server.app()));
     let host = match server.addr() {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         a => a.to_string(),

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::frame::Frame;
 use crate::server::http::{text, Outgoing, ReplyTo, NO_CACHE};
-use crate::server::App;
+use crate::server::{auth, App};
 
 /// Longest a `/snapshot` request waits for a fresh frame before it takes the newest it has.
 pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
@@ -40,8 +40,38 @@ impl From<Response> for Reply {
 /// Methods every endpoint takes (the stream also takes POST, see [`route`]).
 pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
 
-/// Decides what `req` gets.
+/// Decides what `req` gets, checking its credentials on this thread, argon2 included: for
+/// tests and the fuzz target. The server checks them first, without keeping a worker waiting
+/// for argon2 ([`auth::Gate`]), then calls [`route_authorized`].
 pub fn route(req: &rouille::Request, app: &App) -> Reply {
+    if needs_auth(req, app) {
+        let access = app
+            .auth
+            .check(req.header("Authorization"), req.remote_addr().ip());
+        if let Some(r) = auth::refusal(access) {
+            return r.into();
+        }
+    }
+    route_authorized(req, app)
+}
+
+/// Whether `req` must carry credentials: authentication is on and it asks for an endpoint that
+/// `--auth-exempt` does not name with a method it takes (anything else is answered without
+/// them: 404, 405, the CORS preflight).
+pub fn needs_auth(req: &rouille::Request, app: &App) -> bool {
+    let Ok(endpoint) = endpoint(req) else {
+        return false;
+    };
+    let served = match req.method() {
+        "GET" | "HEAD" => true,
+        "POST" => endpoint == "stream",
+        _ => false,
+    };
+    app.auth.enabled() && served && !app.settings.auth_exempt.contains(endpoint)
+}
+
+/// Decides what `req` gets once its credentials, if it needs any, have been accepted.
+pub fn route_authorized(req: &rouille::Request, app: &App) -> Reply {
     let post = match req.method() {
         "GET" | "HEAD" => false,
         "POST" => true,
@@ -56,17 +86,6 @@ pub fn route(req: &rouille::Request, app: &App) -> Reply {
     // POST for the stream; nothing else takes a POST.
     if post && endpoint != "stream" {
         return method_not_allowed();
-    }
-    if app.auth.enabled()
-        && !app.settings.auth_exempt.contains(endpoint)
-        && !app.auth.check(req.header("Authorization"))
-    {
-        return text(401, "authentication required")
-            .with_unique_header(
-                "WWW-Authenticate",
-                "Basic realm=\"camstream\", charset=\"UTF-8\"",
-            )
-            .into();
     }
     match endpoint {
         "stream" => stream(req),

@@ -39,6 +39,7 @@ const EXIT_COMMON: [Block; 3] = [
 const SERVE_SIGNALS: &[Block] = &[
     Item("SIGINT, SIGTERM", "Shut down cleanly: stop accepting connections, end every stream, release the camera and exit with status 0, within about a second."),
     Item("a second SIGINT or SIGTERM", "Exit at once with status 130, even if the shutdown is stuck (a camera read that hangs, say)."),
+    Item("SIGHUP", "With --auth-file: read the auth file again and say so on standard error; remembered logins are forgotten, so a removed user or a changed password takes effect at once. If the file cannot be used, the error is printed and the users loaded before stay. Nothing else is reloaded. Without --auth-file, SIGHUP shuts down like SIGTERM (so closing the terminal stops camstream serve)."),
     P("Broken connections never raise SIGPIPE: a viewer that goes away just ends its stream."),
 ];
 
@@ -136,13 +137,13 @@ fn extra(path: &str) -> Extra {
                     Item("GET /metrics", "Prometheus metrics, all named camstream_* plus the standard process_* ones."),
                     Item("GET /healthz", "200 while the source delivers frames, 503 (with the reason) while it is down."),
                     Item("GET /state", "Status as JSON: source, frame, viewers, connections, settings and totals."),
-                    Item("authentication", "With --auth-file or CAMSTREAM_AUTH, every endpoint but those named by --auth-exempt (by default /healthz) answers 401 with WWW-Authenticate: Basic unless the request carries valid credentials."),
+                    Item("authentication", "With --auth-file or CAMSTREAM_AUTH, every endpoint but those named by --auth-exempt (by default /healthz) answers 401 with WWW-Authenticate: Basic unless the request carries valid credentials. Passwords from the auth file are checked by one verifier thread with a small queue, never by the request workers: while its queue is full, a login that needs checking gets 503 with Retry-After. An address (an IPv6 /64) that sent 5 wrong passwords within a minute gets 429 Too Many Requests with Retry-After, unchecked, for the rest of that minute. A login once accepted is remembered and not checked again."),
                     P("Only GET and HEAD are served, and OPTIONS for CORS (see --allow-origin); other methods get 405. Unknown query parameters are ignored. While the source is down the stream shows a NO SIGNAL picture about once a second, the source is retried, and nothing exits."),
                 ],
             )],
             exit_status: &[
-                Item("0", "Stopped by SIGINT or SIGTERM."),
-                Item("1", "A runtime error, e.g. the address cannot be bound; printed once as \"camstream: error: ...\". A missing or failing camera is not one: the stream shows NO SIGNAL and the camera is retried."),
+                Item("0", "Stopped by SIGINT or SIGTERM (or SIGHUP without --auth-file)."),
+                Item("1", "A runtime error, e.g. the address cannot be bound or the auth file is unusable (a line that is not user:HASH, an empty user name, an argon2 cost above m=65536 KiB, t=8 or p=16); printed once as \"camstream: error: ...\". A missing or failing camera is not one: the stream shows NO SIGNAL and the camera is retried."),
                 EXIT_COMMON[2],
                 Item("130", "A second SIGINT or SIGTERM arrived while shutting down."),
             ],
