@@ -5,6 +5,7 @@ mod cli;
 mod contrib;
 mod fakecam;
 mod hostile;
+mod package;
 mod serve;
 mod soak;
 mod util;
