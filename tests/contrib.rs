@@ -926,6 +926,8 @@ fn docs_and_contrib_name_only_real_variables_and_flags() {
         "contrib/nginx/camstream.conf",
         "contrib/nginx/camstream-location.conf",
         "contrib/prometheus/scrape.yml",
+        "contrib/debian/video0.env",
+        "contrib/debian/camstream@.service",
         RULES,
     ];
     for file in files {

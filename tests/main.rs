@@ -7,6 +7,7 @@ mod clients;
 mod contrib;
 mod fakecam;
 mod hostile;
+mod package;
 mod page;
 mod serve;
 mod soak;
