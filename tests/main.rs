@@ -4,6 +4,7 @@
 mod cli;
 mod contrib;
 mod fakecam;
+mod files;
 mod hostile;
 mod serve;
 mod soak;
