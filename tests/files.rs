@@ -3,12 +3,14 @@
 //! owner and mode.
 
 use std::ffi::CString;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Output;
 use std::time::Instant;
 
-use crate::util::{camstream, jpeg_dims, wait_until, MjpegClient, Server, IO_TIMEOUT};
+use crate::util::{camstream, files_in, jpeg_dims, wait_until, MjpegClient, Server, IO_TIMEOUT};
 
 /// A small JPEG from the pattern source.
 fn pattern_jpeg(size: &str) -> Vec<u8> {
@@ -235,4 +237,166 @@ fn a_file_source_that_is_not_a_regular_file_is_refused() {
         .output()
         .unwrap();
     assert_refused(&o, &format!("{}: not a regular file", fifo.display()));
+}
+
+// ---- snapshot destinations (issue 9, break 6) ----
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn snapshot_to(out: &Path, extra: &[&str]) -> Output {
+    camstream()
+        .args(["snapshot", "--source", "pattern", "--size", "64x48"])
+        .args(extra)
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn snapshot_writes_into_a_fifo_in_place() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    mkfifo(&fifo);
+    // Our end is open first (non-blocking), so the writer does not wait for a reader.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let o = snapshot_to(&fifo, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let mut got = Vec::new();
+    let _ = reader.read_to_end(&mut got); // the writer has closed: all of it, then EOF
+    assert_eq!(jpeg_dims(&got), (64, 48));
+    assert_eq!(files_in(dir.path()), ["pipe"]);
+}
+
+#[test]
+fn snapshot_refuses_device_nodes_and_sockets_and_leaves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let _sock = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
+    let mut cases = vec![("sock", "a socket")];
+    // /dev/null and /dev/full's numbers, and a loop block device; never the real nodes.
+    if mknod(&d.join("null"), libc::S_IFCHR, 1, 3) {
+        cases.push(("null", "a character device"));
+    }
+    if mknod(&d.join("full"), libc::S_IFCHR, 1, 7) {
+        cases.push(("full", "a character device"));
+    }
+    if mknod(&d.join("blk"), libc::S_IFBLK, 7, 250) {
+        cases.push(("blk", "a block device"));
+    }
+    let before = files_in(d);
+    for (name, kind) in cases {
+        let p = d.join(name);
+        let rdev = std::fs::symlink_metadata(&p).unwrap().rdev();
+        let o = snapshot_to(&p, &[]);
+        assert_refused(&o, &format!("cannot write {}: it is {kind}", p.display()));
+        let after = std::fs::symlink_metadata(&p).unwrap();
+        assert!(!after.file_type().is_file(), "{name} was replaced");
+        assert_eq!(after.rdev(), rdev, "{name}");
+        assert_eq!(files_in(d), before, "after {name}");
+    }
+}
+
+#[test]
+fn snapshot_over_a_file_keeps_its_owner_and_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.jpg");
+    std::fs::write(&out, b"old").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let owner = if is_root() {
+        std::os::unix::fs::chown(&out, Some(4321), Some(8765)).unwrap();
+        (4321, 8765)
+    } else {
+        let m = std::fs::metadata(&out).unwrap();
+        (m.uid(), m.gid())
+    };
+    let o = snapshot_to(&out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = std::fs::metadata(&out).unwrap();
+    assert_eq!(jpeg_dims(&std::fs::read(&out).unwrap()), (64, 48));
+    assert_eq!(m.mode() & 0o7777, 0o640);
+    assert_eq!((m.uid(), m.gid()), owner);
+    assert_eq!(files_in(dir.path()), ["x.jpg"]);
+}
+
+#[test]
+fn snapshot_through_a_symlink_replaces_its_target_and_keeps_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("real")).unwrap();
+    let target = d.join("real/x.jpg");
+    std::fs::write(&target, b"old").unwrap();
+    std::os::unix::fs::symlink("real/x.jpg", d.join("link.jpg")).unwrap();
+    // A link to a file that does not exist yet: the file is created where the link points.
+    std::os::unix::fs::symlink("real/new.jpg", d.join("dangling.jpg")).unwrap();
+    for (link, target) in [("link.jpg", "x.jpg"), ("dangling.jpg", "new.jpg")] {
+        let o = snapshot_to(&d.join(link), &[]);
+        assert!(o.status.success(), "{link}: {}", stderr(&o));
+        let lm = std::fs::symlink_metadata(d.join(link)).unwrap();
+        assert!(lm.file_type().is_symlink(), "{link} is still a link");
+        let written = std::fs::read(d.join("real").join(target)).unwrap();
+        assert_eq!(jpeg_dims(&written), (64, 48), "{target}");
+    }
+    assert_eq!(files_in(d), ["dangling.jpg", "link.jpg", "real"]);
+    assert_eq!(files_in(&d.join("real")), ["new.jpg", "x.jpg"]);
+
+    // A link to a device node is refused like the node itself.
+    if mknod(&d.join("null"), libc::S_IFCHR, 1, 3) {
+        std::os::unix::fs::symlink("null", d.join("to-null.jpg")).unwrap();
+        let o = snapshot_to(&d.join("to-null.jpg"), &[]);
+        assert_refused(&o, "a character device");
+        assert!(std::fs::symlink_metadata(d.join("null"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
+}
+
+/// `snapshot` on a 4 KiB tmpfs, in a private mount namespace (root only): ENOSPC must name the
+/// file the user asked for, not the temporary file, and leave nothing behind.
+#[test]
+fn a_full_disk_is_reported_for_the_target_not_the_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = mnt.join("x.jpg");
+    let script = format!(
+        "mount -t tmpfs -o size=4k tmpfs {m} || exit 1; echo mounted; \"$0\" snapshot --source pattern \
+         --size 640x480 {o}; rc=$?; ls -A {m} >&2; exit $rc",
+        m = mnt.display(),
+        o = out.display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .arg(env!("CARGO_BIN_EXE_camstream"))
+        .output()
+        .unwrap();
+    if !String::from_utf8_lossy(&o.stdout).contains("mounted") {
+        eprintln!("skipped: cannot mount a tmpfs here: {}", stderr(&o));
+        return;
+    }
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot write {}: no space left on device",
+            out.display()
+        )),
+        "{err}"
+    );
+    // The temporary file is named ".x.jpg.XXXXXX.tmp".
+    assert!(!err.contains(".x.jpg."), "names the temporary file: {err}");
+    // `ls -A` of the tmpfs printed nothing: no temporary file left.
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
