@@ -41,7 +41,9 @@ pub struct SourceStatus {
     pub passthrough: Option<bool>,
 }
 
-/// Opens the source; called again after every failure.
+/// Opens the source; called again after every failure. It must give up within the source
+/// timeout, as `source::open` does, so that the first try below ends in time and a source that
+/// cannot be opened shows NO SIGNAL instead of holding the capture thread.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Source>> + Send>;
 
 /// Everything the capture loop shares with the server.

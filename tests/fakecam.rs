@@ -478,6 +478,54 @@ fn a_stalled_camera_does_not_block_shutdown() {
     );
 }
 
+/// A camera that stops delivering but is within `--timeout`: viewers keep getting the last
+/// frame (the same capture, re-sent at least once a second) and stay connected. (This used to
+/// stall a folder source on a FIFO; folder sources now skip FIFOs instead of blocking.)
+#[test]
+fn a_stalled_camera_keeps_the_stream_alive_with_the_last_frame() {
+    let Some(_nodes) = Nodes::make(&[73]) else {
+        return;
+    };
+    let env = [
+        ("FAKECAM_DEVICES", "/dev/video73"),
+        ("FAKECAM_STALL_AFTER", "3"),
+        ("FAKECAM_STALL_PERSIST", "1"),
+    ];
+    let srv = Server::start_with(
+        cam_cmd(&env),
+        &["--source", "camera:73", "--timeout", "60s"],
+    );
+    let mut v = MjpegClient::open(srv.addr, "/stream", 1).unwrap();
+    // A few real frames, then the stall: the same frame again and again.
+    let mut prev: Option<(String, Vec<u8>)> = None;
+    let (mut repeats, mut distinct) = (0, 0);
+    for _ in 0..30 {
+        let p = v.next_part().expect("a part");
+        assert_eq!(jpeg_dims(&p.body), (640, 480));
+        let ts = p.headers["x-timestamp"].clone();
+        if prev.as_ref().is_some_and(|(t, b)| *t == ts && *b == p.body) {
+            repeats += 1;
+            if repeats == 3 {
+                break;
+            }
+        } else {
+            repeats = 0;
+            distinct += 1;
+        }
+        prev = Some((ts, p.body));
+    }
+    assert!(
+        distinct <= 3,
+        "{distinct} distinct frames from a camera that stalled after 3"
+    );
+    assert_eq!(
+        repeats, 3,
+        "the last frame was not re-sent while the camera stalled"
+    );
+    assert_eq!(srv.metric("camstream_viewers"), 1.0);
+    assert_eq!(srv.get("/healthz").status, 200);
+}
+
 #[test]
 fn a_camera_without_the_requested_size_streams_its_nearest() {
     let Some(_nodes) = Nodes::make(&[72]) else {

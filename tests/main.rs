@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod contrib;
 mod fakecam;
+mod files;
 mod hostile;
 mod package;
 mod page;

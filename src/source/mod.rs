@@ -5,7 +5,9 @@ pub mod camera;
 pub mod file;
 pub mod pattern;
 
-use anyhow::Result;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
 
 use crate::frame::RawFrame;
 use crate::settings::{SourceSettings, SourceSpec};
@@ -36,11 +38,39 @@ pub trait Source: Send {
     }
 }
 
-/// Opens the source the settings name.
+/// Opens the source the settings name, within `--timeout` like a grab: a source whose opening
+/// takes longer (a huge file on a slow disk) fails, and the capture loop shows NO SIGNAL.
 pub fn open(settings: &SourceSettings) -> Result<Box<dyn Source>> {
     Ok(match &settings.spec {
         SourceSpec::Pattern => Box::new(pattern::Pattern::new(settings.size)),
-        SourceSpec::File(path) => Box::new(file::FileSource::open(path)?),
+        SourceSpec::File(path) => Box::new(file::FileSource::open(path, settings.timeout)?),
         SourceSpec::Camera(sel) => Box::new(camera::Camera::open(sel, settings)?),
     })
+}
+
+/// When long work in an open or a grab gives up: `--timeout` after it began. Sources check it
+/// between steps (a 4 MiB read, one image split off a file, one folder file), so one step is
+/// all they can overrun it by.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    /// Fails once the deadline has passed, saying what was being done (`doing`, e.g.
+    /// "loading file source clip.mjpeg").
+    pub fn check(&self, doing: impl FnOnce() -> String) -> Result<()> {
+        if Instant::now() < self.at {
+            return Ok(());
+        }
+        bail!("{}: gave up after --timeout {:?}", doing(), self.timeout)
+    }
 }
