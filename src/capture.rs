@@ -53,8 +53,9 @@ pub struct Shared {
     pub status: Arc<Mutex<SourceStatus>>,
 }
 
-/// Starts the capture thread and returns once it has tried the source for the first time (at
-/// most the source timeout), so that health and state are meaningful from the first request.
+/// Starts the capture thread and returns once it has tried the source for the first time and,
+/// if it opened, published its first frame (at most the source timeout), so that health, state
+/// and the frame size are meaningful from the first request.
 /// The thread ends after `shutdown` is triggered, then closes the slot.
 pub fn spawn(
     settings: SourceSettings,
@@ -112,7 +113,8 @@ impl CaptureLoop {
         }
     }
 
-    /// Opens and streams, again and again; says on `tried` when the first open has been tried.
+    /// Opens and streams, again and again; says on `tried` when the first open has been tried
+    /// (and, if it worked, the first frame published).
     fn run(&mut self, tried: &crossbeam_channel::Sender<()>) {
         let mut backoff = BACKOFF_START;
         let mut failed_before = false;
@@ -125,10 +127,9 @@ impl CaptureLoop {
                         eprintln!("camstream: source is back: {}", source.describe());
                     }
                     self.set_up(&source.describe());
-                    let _ = tried.try_send(());
                     backoff = BACKOFF_START;
                     last_error.clear();
-                    let err = self.stream(source.as_mut());
+                    let err = self.stream(source.as_mut(), tried);
                     self.bad_seen = 0;
                     drop(source); // release the device before waiting to retry
                     match err {
@@ -206,7 +207,11 @@ impl CaptureLoop {
     }
 
     /// Streams from an open source until it fails (`Some(error)`) or shutdown (`None`).
-    fn stream(&mut self, source: &mut dyn Source) -> Option<anyhow::Error> {
+    fn stream(
+        &mut self,
+        source: &mut dyn Source,
+        tried: &crossbeam_channel::Sender<()>,
+    ) -> Option<anyhow::Error> {
         let interval = self.settings.frame_interval();
         let mut next_tick = Instant::now();
         self.fps_window = None;
@@ -225,7 +230,11 @@ impl CaptureLoop {
                     next_tick = now;
                 }
             }
-            let result = if std::mem::take(&mut first) || self.shared.slot.is_watched() {
+            let result = if std::mem::take(&mut first) {
+                let r = source.grab().and_then(|raw| self.publish(raw));
+                let _ = tried.try_send(());
+                r
+            } else if self.shared.slot.is_watched() {
                 source.grab().and_then(|raw| self.publish(raw))
             } else {
                 source.skip()
