@@ -116,6 +116,7 @@ impl Source for FileSource {
                     data: Arc::from(&data[r]),
                     width,
                     height,
+                    captured: None,
                 })
             }
             Frames::Folder { files } => {
@@ -137,6 +138,7 @@ impl Source for FileSource {
                                 data: data.into(),
                                 width,
                                 height,
+                                captured: None,
                             })
                         }
                         _ => self.bad += 1,

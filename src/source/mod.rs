@@ -4,6 +4,7 @@
 pub mod camera;
 pub mod file;
 pub mod pattern;
+pub mod relay;
 
 use anyhow::Result;
 
@@ -42,5 +43,6 @@ pub fn open(settings: &SourceSettings) -> Result<Box<dyn Source>> {
         SourceSpec::Pattern => Box::new(pattern::Pattern::new(settings.size)),
         SourceSpec::File(path) => Box::new(file::FileSource::open(path)?),
         SourceSpec::Camera(sel) => Box::new(camera::Camera::open(sel, settings)?),
+        SourceSpec::Relay(url) => Box::new(relay::Relay::open(url, settings)?),
     })
 }
