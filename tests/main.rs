@@ -6,6 +6,7 @@ mod clients;
 mod contrib;
 mod fakecam;
 mod hostile;
+mod relay;
 mod serve;
 mod soak;
 mod unread;

@@ -106,14 +106,18 @@ impl Relay {
             bad: 0,
         };
         let deadline = Instant::now() + settings.timeout;
-        let Answer { head, body } = relay.request(None, deadline)?;
+        let Answer { head, mut body } = relay.request(None, deadline)?;
         let ct = head.header("content-type").unwrap_or("").to_string();
-        let mime = ct
+        let mut mime = ct
             .split(';')
             .next()
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
+        if mime.is_empty() || mime == "application/octet-stream" {
+            // No type, or ffmpeg's listen mode, which does not say what it muxes: look.
+            mime = relay.sniff(&mut body, deadline)?.into();
+        }
         if mime.starts_with("multipart/") {
             let boundary = multipart::boundary_of(&ct);
             relay.kind = Kind::Stream(Box::new(Multipart::new(body, boundary, MAX_FRAME)));
@@ -137,6 +141,20 @@ impl Relay {
             );
         }
         Ok(relay)
+    }
+
+    /// The type of a body that did not say: a delimiter line or a JPEG's start marker.
+    fn sniff(&self, body: &mut Body, deadline: Instant) -> Result<&'static str> {
+        let start = body
+            .peek(64, deadline)
+            .map_err(|e| anyhow!("{}: {}", self.shown, self.describe_error(e)))?;
+        if start.trim_ascii_start().starts_with(b"--") {
+            Ok("multipart/x-mixed-replace")
+        } else if start.starts_with(&[0xFF, 0xD8]) {
+            Ok("image/jpeg")
+        } else {
+            Ok("")
+        }
     }
 
     /// Sends the GET (answering an auth challenge once) and returns a 200's head and body;

@@ -278,6 +278,8 @@ enum Framing {
 pub struct Body {
     pub wire: Wire,
     framing: Framing,
+    /// Payload read ahead by [`Body::peek`], handed out first.
+    peeked: Vec<u8>,
 }
 
 impl Body {
@@ -303,7 +305,27 @@ impl Body {
         } else {
             Framing::Close
         };
-        Ok(Body { wire, framing })
+        Ok(Body {
+            wire,
+            framing,
+            peeked: Vec::new(),
+        })
+    }
+
+    /// The first payload bytes (up to `n`, fewer if the body is shorter), without consuming
+    /// them: later reads return them again.
+    pub fn peek(&mut self, n: usize, deadline: Instant) -> Result<&[u8]> {
+        let mut buf = vec![0u8; n];
+        let mut have = std::mem::take(&mut self.peeked);
+        while have.len() < n {
+            let got = self.read(&mut buf[..n - have.len()], deadline)?;
+            if got == 0 {
+                break;
+            }
+            have.extend_from_slice(&buf[..got]);
+        }
+        self.peeked = have;
+        Ok(&self.peeked)
     }
 
     /// The declared length of the body, if there is one.
@@ -317,7 +339,7 @@ impl Body {
 
     /// Whether the whole body has been read (so the connection may be reused).
     pub fn is_done(&self) -> bool {
-        self.framing == Framing::Done
+        self.framing == Framing::Done && self.peeked.is_empty()
     }
 
     /// Reads payload bytes into `out`; `Ok(0)` at the body's end. A connection closed before
@@ -325,6 +347,12 @@ impl Body {
     pub fn read(&mut self, out: &mut [u8], deadline: Instant) -> Result<usize> {
         if out.is_empty() {
             return Ok(0);
+        }
+        if !self.peeked.is_empty() {
+            let n = self.peeked.len().min(out.len());
+            out[..n].copy_from_slice(&self.peeked[..n]);
+            self.peeked.drain(..n);
+            return Ok(n);
         }
         loop {
             match self.framing {

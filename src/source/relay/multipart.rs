@@ -99,6 +99,7 @@ impl Multipart {
     }
 
     /// The buffer's size now (for tests of the bound).
+    #[cfg(test)]
     pub fn buffer_len(&self) -> usize {
         self.data.len()
     }
