@@ -28,7 +28,6 @@ use http_auth::{PasswordClient, PasswordParams};
 use self::http::{Body, Head, Wire};
 use self::multipart::{JpegEnd, Multipart, Scan};
 pub use self::url::RelayUrl;
-use crate::encoder::jpeg_size;
 use crate::frame::RawFrame;
 use crate::settings::SourceSettings;
 use crate::source::Source;
@@ -284,7 +283,9 @@ impl Relay {
         }
         data.truncate(len);
         let conn = (body.is_done() && head.keep_alive()).then_some(body.wire);
-        let captured = head.header("x-timestamp").and_then(|t| self.stamp(t));
+        let captured = head
+            .header("x-timestamp")
+            .and_then(|t| stamp(t, self.timeout));
         match self.frame(&data, captured) {
             Some(f) => Ok((f, conn)),
             None => {
@@ -294,36 +295,19 @@ impl Relay {
         }
     }
 
-    /// A frame from JPEG bytes, if they are one whole JPEG that libjpeg-turbo reads.
+    /// A frame from JPEG bytes, if they are one whole JPEG.
     fn frame(&self, data: &[u8], captured: Option<SystemTime>) -> Option<RawFrame> {
-        let Scan::End(n) = JpegEnd::default().feed(data) else {
+        let mut scan = JpegEnd::default();
+        let Scan::End(n) = scan.feed(data) else {
             return None;
         };
-        let (width, height) = jpeg_size(&data[..n]).ok()?;
+        let (width, height) = scan.dims()?;
         Some(RawFrame::Jpeg {
             data: Arc::from(&data[..n]),
             width,
             height,
             captured,
         })
-    }
-
-    /// The capture time from an upstream's `X-Timestamp` (Unix seconds with a fraction), if it
-    /// is within `--timeout` of our own clock. Otherwise the receive time is used: a camera
-    /// with an unset clock, or one that counts from its boot, would make every frame look
-    /// stale (or from the future) to viewers and to `/snapshot`.
-    fn stamp(&self, text: &str) -> Option<SystemTime> {
-        let (secs, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
-        let secs: u64 = secs.parse().ok()?;
-        if !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        // Exact decimal digits, not a float: a relay re-sends the same text it got.
-        let nanos: u32 = format!("{:0<9}", &frac[..frac.len().min(9)]).parse().ok()?;
-        let t = UNIX_EPOCH.checked_add(Duration::new(secs, nanos))?;
-        let now = SystemTime::now();
-        let off = now.duration_since(t).unwrap_or_else(|e| e.duration());
-        (off <= self.timeout).then_some(t)
     }
 
     fn describe_error(&self, e: http::Error) -> String {
@@ -337,40 +321,28 @@ impl Relay {
     /// The next frame of a multipart upstream; `copy`: whether the caller wants it.
     fn next_part(&mut self, copy: bool) -> Result<Option<RawFrame>> {
         let deadline = Instant::now() + self.timeout;
-        loop {
-            let Kind::Stream(mp) = &mut self.kind else {
-                unreachable!("next_part on a polled upstream");
-            };
-            let part = match mp.next_part(deadline) {
-                Ok(p) => p,
-                Err(http::Error::Timeout) => bail!(
-                    "{} sent no frame for {}",
-                    self.shown,
-                    show_duration(self.timeout)
-                ),
-                Err(http::Error::Closed) => bail!("{} ended the stream", self.shown),
-                Err(e) => bail!("{}: {}", self.shown, self.describe_error(e)),
-            };
-            if !copy {
-                return Ok(None);
-            }
-            let (jpeg, stamp) = (part.jpeg, part.timestamp.map(str::to_owned));
-            match jpeg_size(jpeg) {
-                Ok((width, height)) => {
-                    let data = Arc::from(jpeg);
-                    let captured = stamp.and_then(|t| self.stamp(&t));
-                    return Ok(Some(RawFrame::Jpeg {
-                        data,
-                        width,
-                        height,
-                        captured,
-                    }));
-                }
-                // Well-formed segments that libjpeg-turbo still refuses: skip it, like any
-                // bad part, and wait for the next.
-                Err(_) => self.bad += 1,
-            }
+        let Kind::Stream(mp) = &mut self.kind else {
+            unreachable!("next_part on a polled upstream");
+        };
+        let part = match mp.next_part(deadline) {
+            Ok(p) => p,
+            Err(http::Error::Timeout) => bail!(
+                "{} sent no frame for {}",
+                self.shown,
+                show_duration(self.timeout)
+            ),
+            Err(http::Error::Closed) => bail!("{} ended the stream", self.shown),
+            Err(http::Error::Other(m)) => bail!("{}: {m}", self.shown),
+        };
+        if !copy {
+            return Ok(None);
         }
+        Ok(Some(RawFrame::Jpeg {
+            data: Arc::from(part.jpeg),
+            width: part.width,
+            height: part.height,
+            captured: part.timestamp.and_then(|t| stamp(t, self.timeout)),
+        }))
     }
 
     /// One poll of a snapshot-only upstream: up to [`POLL_TRIES`] requests, one at a time.
@@ -455,6 +427,30 @@ impl Source for Relay {
         };
         parts + self.bad
     }
+}
+
+/// The capture time from an upstream's `X-Timestamp` (Unix seconds with a fraction), if it is
+/// within `limit` (`--timeout`) of our own clock. Otherwise the receive time is used: a camera
+/// with an unset clock, or one that counts from its boot, would make every frame look stale (or
+/// from the future) to viewers and to `/snapshot`.
+fn stamp(text: &str, limit: Duration) -> Option<SystemTime> {
+    let (secs, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let secs: u64 = secs.parse().ok()?;
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Exact decimal digits, not a float, so that a relay re-sends the text it got.
+    let nanos = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let t = UNIX_EPOCH.checked_add(Duration::new(secs, nanos))?;
+    let off = match SystemTime::now().duration_since(t) {
+        Ok(d) => d,
+        Err(e) => e.duration(),
+    };
+    (off <= limit).then_some(t)
 }
 
 fn is_jpeg_type(mime: &str) -> bool {
@@ -598,28 +594,17 @@ mod tests {
 
     #[test]
     fn timestamps_are_kept_only_when_plausible() {
-        let url = RelayUrl::parse("http://127.0.0.1:1/").unwrap();
-        let r = Relay {
-            url: url.clone(),
-            shown: url.to_string(),
-            addrs: vec![],
-            creds: None,
-            auth: None,
-            timeout: Duration::from_secs(5),
-            kind: Kind::Poll {
-                first: None,
-                conn: None,
-                last: Instant::now(),
-            },
-            bad: 0,
-        };
+        let limit = Duration::from_secs(5);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let text = format!("{}.{:06}", now.as_secs() - 1, 123456);
-        let t = r.stamp(&text).unwrap();
+        let t = stamp(&text, limit).unwrap();
         let d = t.duration_since(UNIX_EPOCH).unwrap();
         assert_eq!(format!("{}.{:06}", d.as_secs(), d.subsec_micros()), text);
-        assert!(r.stamp("12345.5").is_none(), "seconds since boot");
-        assert!(r.stamp(&format!("{}", now.as_secs() + 3600)).is_none());
-        assert!(r.stamp("abc").is_none() && r.stamp("1.x").is_none());
+        assert!(stamp(&now.as_secs().to_string(), limit).is_some());
+        assert!(stamp("12345.5", limit).is_none(), "seconds since boot");
+        assert!(stamp(&format!("{}", now.as_secs() + 3600), limit).is_none());
+        for bad in ["abc", "1.x", "1.-5", "1.1234567890", ""] {
+            assert!(stamp(bad, limit).is_none(), "{bad}");
+        }
     }
 }

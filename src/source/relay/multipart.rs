@@ -29,6 +29,8 @@ const INITIAL_BUFFER: usize = 64 << 10;
 /// `X-Timestamp` value, if it had one.
 pub struct Part<'a> {
     pub jpeg: &'a [u8],
+    pub width: u32,
+    pub height: u32,
     pub timestamp: Option<&'a str>,
 }
 
@@ -108,8 +110,10 @@ impl Multipart {
     /// stream counts as bad.
     pub fn next_part(&mut self, deadline: Instant) -> http::Result<Part<'_>> {
         match self.advance(deadline) {
-            Ok((start, len)) => Ok(Part {
+            Ok((start, len, (width, height))) => Ok(Part {
                 jpeg: &self.data[start..start + len],
+                width,
+                height,
                 timestamp: self.timestamp.as_deref(),
             }),
             Err(e) => {
@@ -124,7 +128,8 @@ impl Multipart {
         }
     }
 
-    fn advance(&mut self, deadline: Instant) -> http::Result<(usize, usize)> {
+    /// Reads until a whole JPEG is in the buffer: its start, length and size.
+    fn advance(&mut self, deadline: Instant) -> http::Result<(usize, usize, (u32, u32))> {
         loop {
             match &mut self.state {
                 State::Emitted(len) => {
@@ -178,8 +183,9 @@ impl Multipart {
                     let body = &self.data[self.start..self.start + len];
                     match scan.feed(body) {
                         Scan::End(n) => {
+                            let dims = scan.dims().unwrap_or_default();
                             self.state = State::Emitted(len);
-                            return Ok((self.start, n));
+                            return Ok((self.start, n, dims));
                         }
                         Scan::More | Scan::Bad => {
                             // A truncated or broken JPEG: the next delimiter may be inside.
@@ -191,8 +197,9 @@ impl Multipart {
                     let body = &self.data[self.start..self.end];
                     match scan.feed(body) {
                         Scan::End(n) => {
+                            let dims = scan.dims().unwrap_or_default();
                             self.state = State::Emitted(n);
-                            return Ok((self.start, n));
+                            return Ok((self.start, n, dims));
                         }
                         Scan::Bad => self.skip_part(),
                         Scan::More if body.len() >= self.max_frame => {
@@ -474,6 +481,8 @@ enum St {
     /// A segment's length: high byte next, or low byte next after `hi`.
     LenHi(u8),
     LenLo(u8, u8),
+    /// A frame header (SOFn) of this payload length: its size comes first.
+    Sof(usize),
     /// Skipping a segment's payload; then entropy-coded data if it was a scan header.
     Skip(usize, bool),
     /// Entropy-coded data, looking for the next 0xFF.
@@ -490,9 +499,16 @@ pub struct JpegEnd {
     pos: usize,
     st: St,
     saw_scan: bool,
+    dims: Option<(u32, u32)>,
 }
 
 impl JpegEnd {
+    /// Width and height from the frame header, once it was seen. Reading them here saves a
+    /// libjpeg-turbo handle per frame (its `read_header` allocates one each call).
+    pub fn dims(&self) -> Option<(u32, u32)> {
+        self.dims
+    }
+
     pub fn feed(&mut self, d: &[u8]) -> Scan {
         loop {
             if self.st == St::Entropy {
@@ -506,6 +522,22 @@ impl JpegEnd {
                         return Scan::More;
                     }
                 }
+                continue;
+            }
+            if let St::Sof(n) = self.st {
+                // Precision (1 byte), height and width (2 bytes each, big-endian).
+                let Some(h) = d.get(self.pos..self.pos + 5) else {
+                    return Scan::More;
+                };
+                let (height, width) = (
+                    u32::from(u16::from_be_bytes([h[1], h[2]])),
+                    u32::from(u16::from_be_bytes([h[3], h[4]])),
+                );
+                if n < 5 || width == 0 || height == 0 {
+                    return Scan::Bad;
+                }
+                self.dims = Some((width, height));
+                self.st = St::Skip(n, false);
                 continue;
             }
             if let St::Skip(n, scan) = self.st {
@@ -538,7 +570,7 @@ impl JpegEnd {
                 St::Marker => return Scan::Bad,
                 St::Code => match b {
                     0xFF => St::Code,
-                    0xD9 if self.saw_scan => return Scan::End(self.pos),
+                    0xD9 if self.saw_scan && self.dims.is_some() => return Scan::End(self.pos),
                     0xD9 | 0xD8 | 0x00 => return Scan::Bad,
                     0x01 | 0xD0..=0xD7 => St::Marker,
                     m => St::LenHi(m),
@@ -551,7 +583,10 @@ impl JpegEnd {
                     }
                     let scan = m == 0xDA;
                     self.saw_scan |= scan;
-                    St::Skip(len - 2, scan)
+                    match m {
+                        0xC0..=0xCF if !matches!(m, 0xC4 | 0xC8 | 0xCC) => St::Sof(len - 2),
+                        _ => St::Skip(len - 2, scan),
+                    }
                 }
                 St::EntropyFf => match b {
                     0x00 | 0xD0..=0xD7 => St::Entropy,
@@ -562,7 +597,7 @@ impl JpegEnd {
                         St::Code
                     }
                 },
-                St::Skip(..) | St::Entropy => unreachable!("handled above"),
+                St::Sof(_) | St::Skip(..) | St::Entropy => unreachable!("handled above"),
             };
         }
     }
@@ -596,6 +631,7 @@ mod tests {
                 got = s.feed(&j[..n]);
             }
             assert_eq!(got, Scan::End(j.len()), "step {step}");
+            assert_eq!(s.dims(), Some((64, 32)));
         }
         // Trailing bytes are not part of it; a cut-off one needs more; garbage is bad.
         let mut padded = j.clone();
