@@ -117,22 +117,26 @@ impl Proc {
         Proc { child, addr }
     }
 
-    /// CPU time of the process's threads in seconds, from /proc/PID/task/*/schedstat
-    /// (nanoseconds, finer than the 10 ms ticks of /proc/PID/stat; a server's threads live as
-    /// long as it does, so none is missed).
     fn cpu(&self) -> f64 {
-        let mut ns = 0u64;
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()));
-        for t in tasks.into_iter().flatten().flatten() {
-            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-            ns += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        ns as f64 / 1e9
+        cpu_of(&self.child.id().to_string())
     }
+}
+
+/// CPU time of a process's threads in seconds, from /proc/PID/task/*/schedstat (nanoseconds,
+/// finer than the 10 ms ticks of /proc/PID/stat; a server's threads live as long as it does,
+/// so none is missed).
+fn cpu_of(pid: &str) -> f64 {
+    let mut ns = 0u64;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    for t in tasks.into_iter().flatten().flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    ns as f64 / 1e9
 }
 
 impl Drop for Proc {
@@ -140,6 +144,23 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The machine's busy CPU time in seconds (user, nice, system, irq, softirq from /proc/stat).
+fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    f.get(..7)
+        .map_or(f64::NAN, |f| (f[0] + f[1] + f[2] + f[5] + f[6]) / tck)
 }
 
 fn unix_now() -> f64 {
@@ -284,17 +305,23 @@ struct Run {
     fps_per_viewer: f64,
     /// CPU µs per delivered frame of the last process in the chain.
     cpu_us_per_frame: f64,
+    /// CPU used on the machine by everything but the servers and this bench, in % of a core.
+    others_pct: f64,
 }
 
-/// N viewers on `last` (warm-up, then a window): latency percentiles and `last`'s CPU.
-fn measure(last: &Proc, o: &Opts) -> Run {
+/// N viewers on the last of `procs` (warm-up, then a window): latency percentiles, its CPU,
+/// and what the rest of the machine used meanwhile.
+fn measure(procs: &[Proc], o: &Opts) -> Run {
+    let last = procs.last().expect("a server");
+    let ours = || procs.iter().map(Proc::cpu).sum::<f64>() + cpu_of("self");
     let mut crowd = Crowd::connect(last.addr, o.viewers, false);
     crowd.run(Duration::from_secs(2), |_, _, _| {});
     let frames0 = crowd.frames();
-    let cpu0 = last.cpu();
+    let (cpu0, ours0, busy0) = (last.cpu(), ours(), machine_busy());
     let mut lat = Vec::new();
     crowd.run(Duration::from_secs_f64(o.seconds), |_, l, _| lat.push(l));
     let cpu = last.cpu() - cpu0;
+    let others = (machine_busy() - busy0) - (ours() - ours0);
     let frames = crowd.frames() - frames0;
     lat.retain(|l| l.is_finite());
     lat.sort_by(|a, b| a.total_cmp(b));
@@ -303,6 +330,7 @@ fn measure(last: &Proc, o: &Opts) -> Run {
         p99_ms: percentile(&lat, 0.99) * 1e3,
         fps_per_viewer: frames as f64 / o.viewers as f64 / o.seconds,
         cpu_us_per_frame: cpu * 1e6 / frames as f64,
+        others_pct: others * 100.0 / o.seconds,
     }
 }
 
@@ -347,10 +375,10 @@ fn main() {
         let mut runs = Vec::new();
         for r in 0..o.repeat {
             let procs = chain(h, &o);
-            let run = measure(procs.last().unwrap(), &o);
+            let run = measure(&procs, &o);
             println!(
-                "hops {h} run {r}: p50 {:.2} ms, p99 {:.2} ms, {:.1} fps per viewer, last hop {:.1} µs CPU per delivered frame",
-                run.p50_ms, run.p99_ms, run.fps_per_viewer, run.cpu_us_per_frame
+                "hops {h} run {r}: p50 {:.2} ms, p99 {:.2} ms, {:.1} fps per viewer, last hop {:.1} µs CPU per delivered frame, others {:.0} % of a core",
+                run.p50_ms, run.p99_ms, run.fps_per_viewer, run.cpu_us_per_frame, run.others_pct
             );
             runs.push(run);
         }
@@ -385,13 +413,13 @@ fn main() {
     let (mut relay, mut file) = (Vec::new(), Vec::new());
     for r in 0..o.repeat {
         let procs = chain(1, &o);
-        let a = measure(&procs[1], &o);
+        let a = measure(&procs, &o);
         drop(procs);
-        let server = Proc::start(&format!("file:{}", clip.display()), &o);
+        let server = [Proc::start(&format!("file:{}", clip.display()), &o)];
         let b = measure(&server, &o);
         println!(
-            "cpu run {r}: relay {:.2} µs per delivered frame ({:.1} fps per viewer), file: {:.2} µs ({:.1} fps)",
-            a.cpu_us_per_frame, a.fps_per_viewer, b.cpu_us_per_frame, b.fps_per_viewer
+            "cpu run {r}: relay {:.2} µs per delivered frame ({:.1} fps per viewer, others {:.0} %), file: {:.2} µs ({:.1} fps, others {:.0} %)",
+            a.cpu_us_per_frame, a.fps_per_viewer, a.others_pct, b.cpu_us_per_frame, b.fps_per_viewer, b.others_pct
         );
         relay.push(a.cpu_us_per_frame);
         file.push(b.cpu_us_per_frame);
