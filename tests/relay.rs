@@ -811,6 +811,60 @@ fn basic_and_digest_cameras_with_right_and_wrong_passwords() {
     }
 }
 
+#[test]
+fn every_failure_is_one_line_naming_the_url_without_the_password() {
+    let up = Upstream::start(|s, req, _n, _stop| {
+        let answer: &[u8] = if req.starts_with("GET /missing ") {
+            b"HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n"
+        } else if req.starts_with("GET /moved ") {
+            b"HTTP/1.1 302 Found\r\nLocation: http://admin:hunter2@elsewhere/x\r\nContent-Length: 0\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 6\r\n\r\n<html>"
+        };
+        let _ = s.write_all(answer);
+    });
+    let port = up.addr.port();
+    let refused = free_port();
+    for (url, expected) in [
+        (
+            format!("http://admin:hunter2@127.0.0.1:{port}/missing"),
+            format!("http://admin@127.0.0.1:{port}/missing answered 404 Not Found"),
+        ),
+        (
+            format!("http://admin:hunter2@127.0.0.1:{port}/moved"),
+            format!("http://admin@127.0.0.1:{port}/moved answered 302 Found (to http://admin@elsewhere/x); use that URL"),
+        ),
+        (
+            format!("http://127.0.0.1:{port}/page?pwd=hunter2"),
+            format!("http://127.0.0.1:{port}/page?pwd=*** answered with Content-Type 'text/html': neither an MJPEG stream (multipart/x-mixed-replace) nor a JPEG (image/jpeg)"),
+        ),
+        (
+            format!("http://admin:hunter2@127.0.0.1:{refused}/"),
+            format!("cannot connect to http://admin@127.0.0.1:{refused}/: "),
+        ),
+        (
+            "http://admin:hunter2@camera.invalid/video.cgi".to_string(),
+            "http://admin@camera.invalid/video.cgi: cannot resolve camera.invalid".to_string(),
+        ),
+    ] {
+        let t = Instant::now();
+        let out = util::camstream()
+            .args(["snapshot", "--source", &url, "--timeout", "2s", "-"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("camstream: error: {expected}")),
+            "{url}:\n{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(t.elapsed() < IO_TIMEOUT, "{url} took {:?}", t.elapsed());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chains of relays
 

@@ -131,7 +131,7 @@ impl Relay {
             let ct = if ct.is_empty() {
                 "none".into()
             } else {
-                format!("'{ct}'")
+                format!("'{}'", clip(&ct))
             };
             bail!(
                 "{} answered with Content-Type {ct}: neither an MJPEG stream \
@@ -209,10 +209,10 @@ impl Relay {
                     return Ok(Answer { head, body });
                 }
                 401 if self.creds.is_none() => bail!(
-                    "{} needs a user and password (401 {}); give them in the URL or in \
+                    "{} needs a user and password ({}); give them in the URL or in \
                      CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD",
                     self.shown,
-                    head.reason
+                    status_line(&head)
                 ),
                 // A stale Digest nonce is answered afresh once; a refused password is final.
                 401 if !challenged => {
@@ -229,18 +229,17 @@ impl Relay {
                     })?);
                 }
                 401 => bail!(
-                    "{} refused the user and password (401 {})",
+                    "{} refused the user and password ({})",
                     self.shown,
-                    head.reason
+                    status_line(&head)
                 ),
                 300..=399 => bail!(
-                    "{} answered {} {} (to {}); use that URL",
+                    "{} answered {} (to {}); use that URL",
                     self.shown,
-                    head.status,
-                    head.reason,
-                    url::redact_str(head.header("location").unwrap_or("?"))
+                    status_line(&head),
+                    clip(&url::redact_str(head.header("location").unwrap_or("?")))
                 ),
-                s => bail!("{} answered {s} {}", self.shown, head.reason),
+                _ => bail!("{} answered {}", self.shown, status_line(&head)),
             }
         }
     }
@@ -362,8 +361,9 @@ impl Relay {
                 .to_ascii_lowercase();
             if !is_jpeg_type(mime.split(';').next().unwrap_or("").trim()) {
                 bail!(
-                    "{} answered with Content-Type '{mime}' instead of a JPEG",
-                    self.shown
+                    "{} answered with Content-Type '{}' instead of a JPEG",
+                    self.shown,
+                    clip(&mime)
                 );
             }
             match self.read_snapshot(&head, body, deadline) {
@@ -451,6 +451,25 @@ fn stamp(text: &str, limit: Duration) -> Option<SystemTime> {
         Err(e) => e.duration(),
     };
     (off <= limit).then_some(t)
+}
+
+/// `404 Not Found`; the usual phrase when the upstream sent none.
+fn status_line(head: &Head) -> String {
+    let reason = match (head.reason.trim(), head.status) {
+        ("", 401) => "Unauthorized",
+        ("", 403) => "Forbidden",
+        ("", 404) => "Not Found",
+        (r, _) => r,
+    };
+    clip(format!("{} {reason}", head.status).trim())
+}
+
+/// Text from the upstream as it goes into a one-line error: at most 100 characters.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(100) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 fn is_jpeg_type(mime: &str) -> bool {
