@@ -40,9 +40,6 @@ pub const MAX_FRAME: usize = 32 << 20;
 
 /// Tries per polled frame before a snapshot-only upstream that sends no valid JPEG has failed.
 const POLL_TRIES: u32 = 3;
-/// While nobody watches, a snapshot-only upstream is still asked this often, so that health
-/// stays true to it, but no more: snapshot cameras are slow and often shared.
-const IDLE_POLL: Duration = Duration::from_secs(1);
 
 pub struct Relay {
     url: RelayUrl,
@@ -65,7 +62,6 @@ enum Kind {
         first: Option<RawFrame>,
         /// A kept-alive connection for the next request.
         conn: Option<Wire>,
-        last: Instant,
     },
 }
 
@@ -100,7 +96,6 @@ impl Relay {
             kind: Kind::Poll {
                 first: None,
                 conn: None,
-                last: Instant::now(),
             },
             bad: 0,
         };
@@ -125,7 +120,6 @@ impl Relay {
             relay.kind = Kind::Poll {
                 first: Some(frame),
                 conn,
-                last: Instant::now(),
             };
         } else {
             let ct = if ct.is_empty() {
@@ -349,10 +343,9 @@ impl Relay {
         let deadline = Instant::now() + self.timeout;
         let mut last_err = None;
         for _ in 0..POLL_TRIES {
-            let Kind::Poll { conn, last, .. } = &mut self.kind else {
+            let Kind::Poll { conn, .. } = &mut self.kind else {
                 unreachable!("poll on a stream");
             };
-            *last = Instant::now();
             let reuse = conn.take();
             let Answer { head, body } = self.request(reuse, deadline)?;
             let mime = head
@@ -403,16 +396,13 @@ impl Source for Relay {
         }
     }
 
+    /// A stream is read on (it would fill up otherwise) but not copied; a snapshot camera is
+    /// asked at `--fps` whether or not anybody watches, as a camera is read, so that health
+    /// and the metrics stay true to it.
     fn skip(&mut self) -> Result<()> {
-        match &mut self.kind {
+        match self.kind {
             Kind::Stream(_) => self.next_part(false).map(drop),
-            Kind::Poll { first, last, .. } => {
-                first.take();
-                if last.elapsed() >= IDLE_POLL {
-                    self.poll()?;
-                }
-                Ok(())
-            }
+            Kind::Poll { .. } => self.grab().map(drop),
         }
     }
 
