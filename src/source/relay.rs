@@ -602,6 +602,42 @@ mod tests {
     }
 
     #[test]
+    fn junk_between_parts_in_pieces_never_loses_a_good_frame() {
+        let good = [jpeg(40), jpeg(120), jpeg(220)];
+        let mut seed = 0x2545_f491_u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20 {
+            let mut raw = b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=--7b3cc56e5f51db803f94e6a\r\n\r\n".to_vec();
+            let mut sent = Vec::new();
+            for i in 0..12 {
+                // Junk of any length and content (a cut JPEG now and then), ended by a line end.
+                let n = (rand() % 3000) as usize;
+                if rand() % 3 == 0 {
+                    raw.extend_from_slice(&good[i % 3][..n.min(good[i % 3].len())]);
+                } else {
+                    raw.extend((0..n).map(|_| rand() as u8));
+                }
+                raw.extend_from_slice(b"\r\n--7b3cc56e5f51db803f94e6a\r\n");
+                let j = &good[(i + round) % 3];
+                if rand() % 2 == 0 {
+                    raw.extend_from_slice(format!("Content-Length: {}\r\n", j.len()).as_bytes());
+                }
+                raw.extend_from_slice(b"\r\n");
+                raw.extend_from_slice(j);
+                sent.push(j.clone());
+            }
+            raw.extend_from_slice(b"\r\n--7b3cc56e5f51db803f94e6a\r\n");
+            let (got, _bad) = frames(raw, sent.len());
+            assert_eq!(got, sent, "round {round}");
+        }
+    }
+
+    #[test]
     fn timestamps_are_kept_only_when_plausible() {
         let limit = Duration::from_secs(5);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
