@@ -41,7 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'camstream' -ScriptBlock {
             break
         }
         'camstream;snapshot' {
-            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)')
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a camera''s stream or snapshot URL; its user and password come from the URL or from CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD)')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames')
             [CompletionResult]::new('--fps', '--fps', [CompletionResultType]::ParameterName, 'Frames per second to capture (1..=120)')
             [CompletionResult]::new('--quality', '--quality', [CompletionResultType]::ParameterName, 'JPEG quality for frames that camstream encodes (1..=100)')
@@ -55,7 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'camstream' -ScriptBlock {
             break
         }
         'camstream;serve' {
-            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)')
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a camera''s stream or snapshot URL; its user and password come from the URL or from CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD)')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames')
             [CompletionResult]::new('--fps', '--fps', [CompletionResultType]::ParameterName, 'Frames per second to capture (1..=120)')
             [CompletionResult]::new('--quality', '--quality', [CompletionResultType]::ParameterName, 'JPEG quality for frames that camstream encodes (1..=100)')

@@ -36,7 +36,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --version 'Print version'
         }
         &'camstream;snapshot'= {
-            cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)'
+            cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a camera''s stream or snapshot URL; its user and password come from the URL or from CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD)'
             cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames'
             cand --fps 'Frames per second to capture (1..=120)'
             cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'
@@ -49,7 +49,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --version 'Print version'
         }
         &'camstream;serve'= {
-            cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)'
+            cand --source 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a camera''s stream or snapshot URL; its user and password come from the URL or from CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD)'
             cand --size 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames'
             cand --fps 'Frames per second to capture (1..=120)'
             cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'

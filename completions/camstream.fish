@@ -34,7 +34,7 @@ complete -c camstream -n "__fish_camstream_needs_command" -f -a "help" -d 'Print
 complete -c camstream -n "__fish_camstream_using_subcommand list" -l json -d 'Print a JSON array instead of text'
 complete -c camstream -n "__fish_camstream_using_subcommand list" -s h -l help -d 'Print help'
 complete -c camstream -n "__fish_camstream_using_subcommand list" -s V -l version -d 'Print version'
-complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a camera\'s stream or snapshot URL; its user and password come from the URL or from CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l fps -d 'Frames per second to capture (1..=120)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l quality -d 'JPEG quality for frames that camstream encodes (1..=100)' -r
@@ -45,7 +45,7 @@ complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l timeout
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l skip -d 'Camera warm-up frames to discard first, so that exposure has settled' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -s V -l version -d 'Print version'
-complete -c camstream -n "__fish_camstream_using_subcommand serve" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG file or a folder of .jpg files, looped)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l source -d 'Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a camera\'s stream or snapshot URL; its user and password come from the URL or from CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l size -d 'Frame size WIDTHxHEIGHT (even numbers, 16..=7680 by 16..=4320). A camera that does not offer it streams the nearest size it has (with a warning); file sources keep the size of their own frames' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l fps -d 'Frames per second to capture (1..=120)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l quality -d 'JPEG quality for frames that camstream encodes (1..=100)' -r

@@ -278,14 +278,18 @@ impl CaptureLoop {
 
     /// Encodes (unless already JPEG) and publishes a frame.
     fn publish(&mut self, raw: RawFrame) -> Result<()> {
-        let captured = SystemTime::now();
+        let mut captured = SystemTime::now();
         self.note_passthrough(matches!(raw, RawFrame::Jpeg { .. }));
         let (jpeg, width, height) = match raw {
             RawFrame::Jpeg {
                 data,
                 width,
                 height,
-            } => (data, width, height),
+                captured: at,
+            } => {
+                captured = at.unwrap_or(captured);
+                (data, width, height)
+            }
             RawFrame::Yuv(pic) => {
                 let jpeg = self.encode(&pic)?;
                 (jpeg, pic.width as u32, pic.height as u32)

@@ -54,8 +54,10 @@ pub struct ListArgs {
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
     /// Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a
-    /// /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), or file:PATH (an MJPEG
-    /// file or a folder of .jpg files, looped).
+    /// /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG
+    /// file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a
+    /// camera's stream or snapshot URL; its user and password come from the URL or from
+    /// CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD).
     #[arg(long, env = "CAMSTREAM_SOURCE", default_value = "camera", value_name = "SOURCE",
           value_parser = settings::parse_source)]
     pub source: SourceSpec,

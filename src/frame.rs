@@ -63,6 +63,9 @@ pub enum RawFrame {
         data: Arc<[u8]>,
         width: u32,
         height: u32,
+        /// When the frame was captured, if the source knows better than the time it is
+        /// handed over (a relay keeps its upstream's `X-Timestamp`).
+        captured: Option<SystemTime>,
     },
     /// Pixels to encode.
     Yuv(Planar),

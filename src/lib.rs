@@ -1,8 +1,8 @@
 //! camstream: turn a camera into a bounded, observable MJPEG-over-HTTP service.
 //!
-//! Where a frame comes from: [`source`] (camera, pattern, file) → [`capture`] (pacing, encoding
-//! with [`encoder`], the NO SIGNAL placeholder) → [`slot`] (the latest frame, shared by every
-//! viewer). Where a viewer is served or refused: [`server`].
+//! Where a frame comes from: [`source`] (camera, pattern, file, relay) → [`capture`] (pacing,
+//! encoding with [`encoder`], the NO SIGNAL placeholder) → [`slot`] (the latest frame, shared by
+//! every viewer). Where a viewer is served or refused: [`server`].
 
 pub mod capture;
 pub mod cli;

@@ -31,6 +31,8 @@ pub enum SourceSpec {
     Camera(CameraSelector),
     Pattern,
     File(PathBuf),
+    /// An `http://` MJPEG stream or JPEG URL; shown without its password.
+    Relay(crate::source::relay::RelayUrl),
 }
 
 impl fmt::Display for SourceSpec {
@@ -41,6 +43,7 @@ impl fmt::Display for SourceSpec {
             SourceSpec::Camera(CameraSelector::Path(p)) => write!(f, "camera:{}", p.display()),
             SourceSpec::Pattern => f.write_str("pattern"),
             SourceSpec::File(p) => write!(f, "file:{}", p.display()),
+            SourceSpec::Relay(url) => write!(f, "{url}"),
         }
     }
 }
@@ -204,6 +207,10 @@ impl ServeSettings {
 
 /// Parses `--source`.
 pub fn parse_source(s: &str) -> Result<SourceSpec, String> {
+    let scheme = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    if scheme.starts_with("http://") || scheme.starts_with("https://") {
+        return crate::source::relay::RelayUrl::parse(s).map(SourceSpec::Relay);
+    }
     let (kind, arg) = match s.split_once(':') {
         Some((k, a)) => (k, Some(a)),
         None => (s, None),
@@ -223,8 +230,12 @@ pub fn parse_source(s: &str) -> Result<SourceSpec, String> {
         ("pattern", None) => Ok(SourceSpec::Pattern),
         ("file", Some(p)) if !p.is_empty() => Ok(SourceSpec::File(PathBuf::from(p))),
         ("file", _) => Err("file: needs a path, e.g. file:clip.mjpeg".into()),
+        _ if s.contains("://") => Err(format!(
+            "unknown source '{}' (sources from the network start with http://)",
+            crate::source::relay::url::redact_str(s)
+        )),
         _ => Err(format!(
-            "unknown source '{s}' (expected camera, camera:N, camera:/dev/videoN, pattern or file:PATH)"
+            "unknown source '{s}' (expected camera, camera:N, camera:/dev/videoN, pattern, file:PATH or http://URL)"
         )),
     }
 }

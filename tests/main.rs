@@ -10,6 +10,7 @@ mod files;
 mod hostile;
 mod package;
 mod page;
+mod relay;
 mod serve;
 mod soak;
 mod unread;

@@ -66,9 +66,12 @@ impl Server {
                 eprintln!("[serve] {line}");
             }
         });
+        // "... serving SOURCE on http://ADDR/ ..."; a relay's SOURCE is a URL too.
         let url = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .split(" on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no URL in {banner:?}"));
         let addr = url
             .trim_start_matches("http://")

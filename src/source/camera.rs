@@ -513,6 +513,7 @@ impl Source for Camera {
                                 data: Arc::from(&data[..n]),
                                 width,
                                 height,
+                                captured: None,
                             });
                         }
                     }

@@ -127,6 +127,7 @@ impl Source for FileSource {
                     data: Arc::from(&data[r]),
                     width,
                     height,
+                    captured: None,
                 })
             }
             Frames::Folder { .. } => self.next_in_folder(&Deadline::after(self.timeout)),
@@ -256,6 +257,7 @@ fn read_frame(path: &Path, deadline: &Deadline) -> Result<Option<RawFrame>> {
             data,
             width,
             height,
+            captured: None,
         }),
         _ => None,
     })

@@ -4,6 +4,7 @@
 pub mod camera;
 pub mod file;
 pub mod pattern;
+pub mod relay;
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ pub fn open(settings: &SourceSettings) -> Result<Box<dyn Source>> {
         SourceSpec::Pattern => Box::new(pattern::Pattern::new(settings.size)),
         SourceSpec::File(path) => Box::new(file::FileSource::open(path, settings.timeout)?),
         SourceSpec::Camera(sel) => Box::new(camera::Camera::open(sel, settings)?),
+        SourceSpec::Relay(url) => Box::new(relay::Relay::open(url, settings)?),
     })
 }
 
