@@ -117,11 +117,20 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub max_clients: u32,
 
-    /// Most open connections of any kind (viewers, requests being read, idle sockets); past it a
-    /// new connection is answered 503 and closed. Default: max-clients + 64.
+    /// Most open connections of any kind (viewers, requests being read or answered, idle
+    /// sockets); at least --max-clients. At the cap, the connection that has waited longest for
+    /// its request head is closed to make room; only when none is still sending its head is a
+    /// newcomer answered 503. Default: what the open-file limit allows (its hard limit minus
+    /// 128), at most 16384 and at least max-clients + 64.
     #[arg(long, env = "CAMSTREAM_MAX_CONNECTIONS", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=60000))]
     pub max_connections: Option<u32>,
+
+    /// Most connections from one IP address (for IPv6, one /64) that are still sending their
+    /// request head; past it, that address's oldest such connection is closed to make room.
+    #[arg(long, env = "CAMSTREAM_MAX_PENDING_PER_IP", default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=60000))]
+    pub max_pending_per_ip: u32,
 
     /// Threads answering short requests (/snapshot, /metrics, /state, /healthz, /).
     #[arg(long, env = "CAMSTREAM_WORKERS", default_value_t = 4, value_name = "N",
@@ -138,8 +147,10 @@ pub struct ServeArgs {
           value_parser = settings::parse_duration)]
     pub header_timeout: Duration,
 
-    /// Send Access-Control-Allow-Origin with this value and answer CORS preflights.
-    #[arg(long, env = "CAMSTREAM_ALLOW_ORIGIN", value_name = "ORIGIN")]
+    /// Send Access-Control-Allow-Origin with this value and answer CORS preflights: an origin
+    /// (scheme://host or scheme://host:port, e.g. https://octopi.local) or *.
+    #[arg(long, env = "CAMSTREAM_ALLOW_ORIGIN", value_name = "ORIGIN",
+          value_parser = settings::parse_origin)]
     pub allow_origin: Option<String>,
 
     /// Most concurrent stream viewers from one IP address (default: no per-address limit).

@@ -4,6 +4,7 @@
 mod cli;
 mod contrib;
 mod fakecam;
+mod flood;
 mod hostile;
 mod serve;
 mod soak;
