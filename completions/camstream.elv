@@ -62,7 +62,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --workers 'Threads answering short requests (/snapshot, /metrics, /state, /healthz, /)'
             cand --send-timeout 'A viewer that accepts no data for this long is disconnected and its slot freed'
             cand --header-timeout 'Time a client has to send its request line and headers'
-            cand --allow-origin 'Send Access-Control-Allow-Origin with this value and answer CORS preflights: an origin (scheme://host or scheme://host:port, e.g. https://octopi.local) or *'
+            cand --allow-origin 'Send Access-Control-Allow-Origin with this value and answer CORS preflights: an origin (scheme://host or scheme://host:port, as a browser sends it in Origin) or *'
             cand --max-clients-per-ip 'Most concurrent stream viewers from one IP address (default: no per-address limit)'
             cand --auth-file 'Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password). CAMSTREAM_AUTH=user:password adds a user from the environment'
             cand --auth-exempt 'Endpoints reachable without authentication (comma-separated: healthz, metrics, state, snapshot, stream, index), so probes and scrapers need no password. "none" for none'

@@ -60,7 +60,7 @@ complete -c camstream -n "__fish_camstream_using_subcommand serve" -l max-pendin
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l workers -d 'Threads answering short requests (/snapshot, /metrics, /state, /healthz, /)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l send-timeout -d 'A viewer that accepts no data for this long is disconnected and its slot freed' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l header-timeout -d 'Time a client has to send its request line and headers' -r
-complete -c camstream -n "__fish_camstream_using_subcommand serve" -l allow-origin -d 'Send Access-Control-Allow-Origin with this value and answer CORS preflights: an origin (scheme://host or scheme://host:port, e.g. https://octopi.local) or *' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l allow-origin -d 'Send Access-Control-Allow-Origin with this value and answer CORS preflights: an origin (scheme://host or scheme://host:port, as a browser sends it in Origin) or *' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l max-clients-per-ip -d 'Most concurrent stream viewers from one IP address (default: no per-address limit)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l auth-file -d 'Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password). CAMSTREAM_AUTH=user:password adds a user from the environment' -r -F
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l auth-exempt -d 'Endpoints reachable without authentication (comma-separated: healthz, metrics, state, snapshot, stream, index), so probes and scrapers need no password. "none" for none' -r

@@ -148,7 +148,7 @@ pub struct ServeArgs {
     pub header_timeout: Duration,
 
     /// Send Access-Control-Allow-Origin with this value and answer CORS preflights: an origin
-    /// (scheme://host or scheme://host:port, e.g. https://octopi.local) or *.
+    /// (scheme://host or scheme://host:port, as a browser sends it in Origin) or *.
     #[arg(long, env = "CAMSTREAM_ALLOW_ORIGIN", value_name = "ORIGIN",
           value_parser = settings::parse_origin)]
     pub allow_origin: Option<String>,

@@ -66,9 +66,9 @@ const FD_RESERVE: usize = 128;
 const MAX_DEFAULT_CONNECTIONS: usize = 16384;
 
 /// The connection cap when `--max-connections` is not given: what the hard open-file limit
-/// allows after [`FD_RESERVE`] (an idle connection costs one descriptor and, as its buffer is
-/// only allocated when bytes arrive, no memory), at most [`MAX_DEFAULT_CONNECTIONS`], and at least
-/// `max_clients + 64` (room for every viewer and the short requests of a busy host).
+/// allows after a reserve of 128 (an idle connection costs one descriptor and, as its buffer is
+/// only allocated when bytes arrive, no memory), at most 16384, and at least `max_clients + 64`
+/// (room for every viewer and the short requests of a busy host).
 pub fn default_max_connections(max_clients: usize) -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -91,7 +91,7 @@ fn connections_for(hard_fd_limit: Option<libc::rlim_t>, max_clients: usize) -> u
 }
 
 /// Raises the soft open-file limit towards what `connections` need (each connection is one
-/// descriptor; camstream itself needs [`FD_RESERVE`] more), and says so if the hard limit is
+/// descriptor; camstream itself needs 128 more), and says so if the hard limit is
 /// lower, since connections past it would fail to be accepted.
 pub fn ensure_fd_limit(connections: usize) {
     let needed = (connections + FD_RESERVE) as libc::rlim_t;
