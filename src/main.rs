@@ -17,9 +17,14 @@ fn main() -> ExitCode {
         Command::Serve(a) => match ServeSettings::try_from(a) {
             Ok(s) => server::serve(&s),
             // Flags that contradict each other: a usage error, reported (exit 2) like clap's own.
-            Err(why) => Cli::command()
-                .error(clap::error::ErrorKind::ArgumentConflict, why)
-                .exit(),
+            Err(why) => {
+                let mut cmd = Cli::command();
+                cmd.build();
+                let serve = cmd.find_subcommand_mut("serve").expect("serve exists");
+                serve
+                    .error(clap::error::ErrorKind::ArgumentConflict, why)
+                    .exit()
+            }
         },
         Command::HashPassword => server::auth::hash_password_command(),
     };
