@@ -9,7 +9,7 @@
 //! measured window per scenario (default 10); `--connections N` flood size (default 10000);
 //! `--addresses N` client addresses of the "many" floods (default 200, 127.0.0.2 and up);
 //! `--scenarios LIST` of idle-one, idle-many, slow-one, slow-many (default all four); `--loops N`
-//! bad-password loops (default 150).
+//! bad-password loops (default 150); `--extra "FLAGS"` more flags for `serve` (default none).
 //!
 //! Every scenario starts a fresh `camstream serve --source pattern --listen 127.0.0.1:0` (plus
 //! `--auth-file` in bad-password mode) and measures three phases: before (no flood), during,
@@ -65,6 +65,8 @@ struct Opts {
     addresses: usize,
     scenarios: Vec<Scenario>,
     loops: usize,
+    /// More flags for `serve` (default: none, i.e. default settings).
+    extra: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -118,6 +120,7 @@ fn parse_opts() -> Opts {
         addresses: 200,
         scenarios: SCENARIOS.to_vec(),
         loops: 150,
+        extra: Vec::new(),
     };
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         o.bin = Path::new(&dir).join("release/camstream");
@@ -140,6 +143,7 @@ fn parse_opts() -> Opts {
             "--connections" => o.connections = val.parse().expect("--connections N"),
             "--addresses" => o.addresses = val.parse().expect("--addresses N"),
             "--loops" => o.loops = val.parse().expect("--loops N"),
+            "--extra" => o.extra = val.split_whitespace().map(str::to_string).collect(),
             "--scenarios" => {
                 o.scenarios = val
                     .split(',')
@@ -585,7 +589,8 @@ fn flood(
 }
 
 fn run_scenario(sc: Scenario, o: &Opts, tmp: &Path) -> Result<(), String> {
-    let srv = start_server(&o.bin, &[], tmp, sc.name())?;
+    let extra: Vec<&str> = o.extra.iter().map(String::as_str).collect();
+    let srv = start_server(&o.bin, &extra, tmp, sc.name())?;
     let (addr, pid) = (srv.addr, srv.proc.pid());
     println!("\n### {} ({} connections)\n", sc.name(), o.connections);
     println!("server: {}", srv.banner.trim());
@@ -721,12 +726,9 @@ fn run_bad_password(o: &Opts, tmp: &Path) -> Result<(), String> {
     std::fs::write(&users, format!("bench:{hash}\n")).map_err(|e| e.to_string())?;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let good = b64("bench:right horse battery staple");
-    let srv = start_server(
-        &o.bin,
-        &["--auth-file", users.to_str().unwrap()],
-        tmp,
-        "auth",
-    )?;
+    let mut args = vec!["--auth-file", users.to_str().unwrap()];
+    args.extend(o.extra.iter().map(String::as_str));
+    let srv = start_server(&o.bin, &args, tmp, "auth")?;
     let (addr, pid) = (srv.addr, srv.proc.pid());
     println!(
         "\n### bad-password ({} loops; /metrics and /snapshot probed with the right password)\n",
