@@ -118,16 +118,18 @@ pub struct ServeArgs {
     pub max_clients: u32,
 
     /// Most open connections of any kind (viewers, requests being read or answered, idle
-    /// sockets); at least --max-clients. At the cap, the connection that has waited longest for
-    /// its request head is closed to make room; only when none is still sending its head is a
-    /// newcomer answered 503. Default: what the open-file limit allows (its hard limit minus
-    /// 128), at most 16384 and at least max-clients + 64.
+    /// sockets); at least --max-clients. At the cap, a connection still sending its request head
+    /// is closed to make room (see --max-pending-per-ip); only when none is left is a newcomer
+    /// answered 503. Default: what the open-file limit allows (its hard limit minus 128), at
+    /// most 16384 and at least max-clients + 64.
     #[arg(long, env = "CAMSTREAM_MAX_CONNECTIONS", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=60000))]
     pub max_connections: Option<u32>,
 
-    /// Most connections from one IP address (for IPv6, one /64) that are still sending their
-    /// request head; past it, that address's oldest such connection is closed to make room.
+    /// Share of the connections still sending their request head that one IP address (for
+    /// IPv6, one /64) keeps when room must be made: at the connection cap, the address with the
+    /// most such connections, if more than this, loses its oldest first; otherwise the oldest of
+    /// all goes.
     #[arg(long, env = "CAMSTREAM_MAX_PENDING_PER_IP", default_value_t = 64, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=60000))]
     pub max_pending_per_ip: u32,

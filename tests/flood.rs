@@ -186,13 +186,15 @@ fn banner_thread_bound(banner: &str) -> usize {
         .unwrap_or_else(|| panic!("no thread bound in {banner:?}"))
 }
 
-/// At default settings, `n` connections held from `addresses` loopback addresses (reopened as
-/// they close; the first address is 127.0.0.1, the probes' own) leave /metrics, /healthz and new
-/// viewers served; threads stay within the bound; afterwards the connections and descriptors
-/// are back to the baseline. Returns the most connections the server held at once (as far as
-/// the probes saw).
-fn flood_leaves_service_intact(hold: Hold, n: usize, addresses: u8) -> f64 {
-    let s = Server::start(&["--source", "pattern", "--size", "160x120"]);
+/// At default settings (plus `extra`), `n` connections held from `addresses` loopback
+/// addresses (reopened as they close; the first address is 127.0.0.1, the probes' own) leave
+/// /metrics, /healthz and new viewers served; threads stay within the bound; afterwards the
+/// connections and descriptors are back to the baseline. Returns the most connections the
+/// server held at once (as far as the probes saw).
+fn flood_leaves_service_intact(hold: Hold, n: usize, addresses: u8, extra: &[&str]) -> f64 {
+    let mut args = vec!["--source", "pattern", "--size", "160x120"];
+    args.extend_from_slice(extra);
+    let s = Server::start(&args);
     let pid = s.pid();
     let bound = banner_thread_bound(&s.banner);
     wait_until("the source to deliver", || s.get("/healthz").status == 200);
@@ -250,20 +252,38 @@ fn flood_leaves_service_intact(hold: Hold, n: usize, addresses: u8) -> f64 {
 
 #[test]
 fn idle_sockets_far_past_the_old_cap_lock_nobody_out() {
-    flood_leaves_service_intact(Hold::Idle, 600, 1);
+    // The default connection cap (what the descriptor limit allows) holds them all.
+    let held = flood_leaves_service_intact(Hold::Idle, 600, 1, &[]);
+    assert!(held >= 600.0, "the server held only {held} connections");
 }
 
 #[test]
-fn idle_sockets_from_many_addresses_are_all_held_and_lock_nobody_out() {
-    // 30 per address, under the per-address head cap: the default connection cap (what the
-    // descriptor limit allows) holds them all.
-    let held = flood_leaves_service_intact(Hold::Idle, 600, 20);
+fn idle_sockets_from_many_addresses_lock_nobody_out() {
+    let held = flood_leaves_service_intact(Hold::Idle, 600, 20, &[]);
     assert!(held >= 600.0, "the server held only {held} connections");
 }
 
 #[test]
 fn slow_heads_from_one_address_lock_nobody_out() {
-    flood_leaves_service_intact(Hold::SlowHead, 300, 1);
+    flood_leaves_service_intact(Hold::SlowHead, 300, 1, &[]);
+}
+
+#[test]
+fn a_flood_past_the_connection_cap_from_the_clients_own_address_locks_nobody_out() {
+    // Far past a small cap, from the address the probes use too: the flooder's oldest
+    // connections make room, over and over, and the probes still get in.
+    let held = flood_leaves_service_intact(Hold::Idle, 600, 1, &["--max-connections", "100"]);
+    assert!(held <= 100.0, "{held} connections held past the cap of 100");
+}
+
+#[test]
+fn slow_heads_past_the_connection_cap_from_many_addresses_lock_nobody_out() {
+    flood_leaves_service_intact(
+        Hold::SlowHead,
+        600,
+        20,
+        &["--max-connections", "100", "--max-pending-per-ip", "4"],
+    );
 }
 
 /// True while the server has not closed `s` (nothing to read yet).
@@ -286,50 +306,55 @@ fn closed_without_answer(mut s: &TcpStream) {
 }
 
 #[test]
-fn one_address_over_its_head_cap_loses_its_own_oldest() {
+fn at_the_cap_the_address_holding_most_heads_loses_its_own_oldest() {
     let s = Server::start(&[
         "--source",
         "pattern",
         "--size",
         "160x120",
+        "--max-clients",
+        "2",
+        "--max-connections",
+        "8",
         "--max-pending-per-ip",
-        "4",
+        "2",
+        "--header-timeout",
+        "60s",
     ]);
-    // Probes come from an address of their own, so they never count against the others.
+    // Probes come from an address of their own; while below the cap they take a free slot.
     let probe = Ipv4Addr::new(127, 0, 0, 9);
     let gauge = |name: &str| metric(&get_from(probe, s.addr, "/metrics").text(), name);
-    let (a, b) = (Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3));
-    let mut a_conns = Vec::new();
-    for _ in 0..4 {
-        a_conns.push(connect_from(a, s.addr).unwrap());
-        // Accepted in this order: the listener takes them one by one.
-        let n = a_conns.len() as f64;
-        wait_until("the connection to be accepted", || {
-            gauge("camstream_connections") == n + 1.0
-        });
-    }
-    let b_conns: Vec<_> = (0..4).map(|_| connect_from(b, s.addr).unwrap()).collect();
-    wait_until("all eight to be accepted", || {
-        gauge("camstream_connections") == 9.0
+    let (a, b, c) = (
+        Ipv4Addr::new(127, 0, 0, 2),
+        Ipv4Addr::new(127, 0, 0, 3),
+        Ipv4Addr::new(127, 0, 0, 4),
+    );
+    // b's two are the oldest of all, and within b's share.
+    let b_conns: Vec<_> = (0..2).map(|_| connect_from(b, s.addr).unwrap()).collect();
+    wait_until("b's to be accepted", || {
+        gauge("camstream_connections") == 3.0
     });
-    assert_eq!(gauge("camstream_connections_evicted_total"), 0.0);
+    let a_conns: Vec<_> = (0..6).map(|_| connect_from(a, s.addr).unwrap()).collect();
+    // Eight held now: the cap. (The listener accepts in order, so a's sixth is in before any
+    // later connection.)
 
-    // A fifth from a: a's oldest makes room; b's are not touched.
-    let mut fifth = connect_from(a, s.addr).unwrap();
+    // A newcomer from c: a holds the most heads, more than its share, so a's oldest goes, not
+    // b's (older still).
+    let c_conn = connect_from(c, s.addr).unwrap();
     closed_without_answer(&a_conns[0]);
-    assert!(a_conns[1..].iter().all(still_open), "a's newer ones stay");
+    assert!(a_conns[1..].iter().all(still_open), "only a's oldest goes");
     assert!(
         b_conns.iter().all(still_open),
-        "another address keeps its own"
+        "b, within its share, keeps its own"
     );
-    assert_eq!(gauge("camstream_connections_evicted_total"), 1.0);
-    // And the newcomer is served.
-    fifth
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut buf = Vec::new();
-    fifth.read_to_end(&mut buf).unwrap();
-    assert_eq!(parse_response(&buf).status, 200);
+    // Again, from b itself: a still holds the most.
+    let b_new = connect_from(b, s.addr).unwrap();
+    closed_without_answer(&a_conns[1]);
+    assert!(b_conns.iter().all(still_open) && still_open(&c_conn) && still_open(&b_new));
+    // The probe, too, makes room at a's expense: three evicted in all.
+    assert_eq!(gauge("camstream_connections_evicted_total"), 3.0);
+    closed_without_answer(&a_conns[2]);
+    assert!(b_conns.iter().all(still_open));
 }
 
 #[test]

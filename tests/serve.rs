@@ -790,8 +790,6 @@ fn a_flood_of_idle_connections_and_viewers_stays_within_the_thread_bound() {
         "10",
         "--max-connections",
         "400",
-        "--max-pending-per-ip",
-        "400",
         "--header-timeout",
         "30s",
     ]);
