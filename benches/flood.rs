@@ -8,7 +8,8 @@
 //! target/release/camstream; another build can be measured the same way); `--seconds S`
 //! measured window per scenario (default 10); `--connections N` flood size (default 10000);
 //! `--addresses N` client addresses of the "many" floods (default 200, 127.0.0.2 and up);
-//! `--scenarios LIST` of idle-one, idle-many, slow-one, slow-many (default all four); `--loops N`
+//! `--scenarios LIST` of idle-one, idle-many, slow-one, slow-many, fat-one, fat-many (default
+//! all); `--loops N`
 //! bad-password loops (default 150); `--extra "FLAGS"` more flags for `serve` (default none).
 //!
 //! Every scenario starts a fresh `camstream serve --source pattern --listen 127.0.0.1:0` (plus
@@ -23,7 +24,8 @@
 //! every 100 ms.
 //!
 //! Floods: "idle" connections send nothing; "slow" ones send a partial request line and one
-//! more header byte every second. "one" opens them all from 127.0.0.1 (the probes' address),
+//! more header byte every second; "fat" ones send a partial head of 15,000 bytes (just under the
+//! 16 KiB a head may have) and then one more byte every second. "one" opens them all from 127.0.0.1 (the probes' address),
 //! "many" spreads them over `--addresses` addresses. The flood client (one thread, mio) keeps
 //! `--connections` sockets open and reopens each one the server closes, at most 512 connects in
 //! flight. Bad-password: `--loops` threads each send `GET /snapshot` with a wrong Basic password,
@@ -73,6 +75,9 @@ struct Opts {
 enum Hold {
     Idle,
     Slow,
+    /// A partial head of 15,000 bytes, then one more byte every second: the most a head may
+    /// hold in memory without being refused as too large.
+    Fat,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -88,11 +93,13 @@ impl Scenario {
             (Hold::Idle, true) => "idle-many",
             (Hold::Slow, false) => "slow-one",
             (Hold::Slow, true) => "slow-many",
+            (Hold::Fat, false) => "fat-one",
+            (Hold::Fat, true) => "fat-many",
         }
     }
 }
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario {
         hold: Hold::Idle,
         many: false,
@@ -107,6 +114,14 @@ const SCENARIOS: [Scenario; 4] = [
     },
     Scenario {
         hold: Hold::Slow,
+        many: true,
+    },
+    Scenario {
+        hold: Hold::Fat,
+        many: false,
+    },
+    Scenario {
+        hold: Hold::Fat,
         many: true,
     },
 ];
@@ -148,10 +163,9 @@ fn parse_opts() -> Opts {
                 o.scenarios = val
                     .split(',')
                     .map(|n| {
-                        *SCENARIOS
-                            .iter()
-                            .find(|s| s.name() == n.trim())
-                            .expect("--scenarios idle-one,idle-many,slow-one,slow-many")
+                        *SCENARIOS.iter().find(|s| s.name() == n.trim()).expect(
+                            "--scenarios idle-one,idle-many,slow-one,slow-many,fat-one,fat-many",
+                        )
                     })
                     .collect()
             }
@@ -482,6 +496,8 @@ fn flood(
         let mut free: Vec<usize> = (0..n).rev().collect();
         let mut connecting = 0usize;
         let mut next_trickle = Instant::now();
+        let mut fat_head = b"GET /stream HTTP/1.1\r\nX-Fat: ".to_vec();
+        fat_head.resize(15_000, b'a');
         let deadline = Instant::now() + limit;
         let open = |i: usize| -> io::Result<TcpStream> {
             let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
@@ -530,10 +546,16 @@ fn flood(
                         c.st = St::Held;
                         stats.opened.fetch_add(1, Ordering::Relaxed);
                         stats.held.fetch_add(1, Ordering::Relaxed);
-                        if hold == Hold::Slow {
-                            let _ = s.write(b"GET /stream HTTP/1.1\r\nX-Slow: a");
-                            c.last_write = Instant::now();
+                        match hold {
+                            Hold::Idle => {}
+                            Hold::Slow => {
+                                let _ = s.write(b"GET /stream HTTP/1.1\r\nX-Slow: a");
+                            }
+                            Hold::Fat => {
+                                let _ = s.write(&fat_head);
+                            }
                         }
+                        c.last_write = Instant::now();
                     } else {
                         stats.connect_failed.fetch_add(1, Ordering::Relaxed);
                         gone = true;
@@ -571,7 +593,7 @@ fn flood(
                     free.push(i);
                 }
             }
-            if hold == Hold::Slow && Instant::now() >= next_trickle {
+            if hold != Hold::Idle && Instant::now() >= next_trickle {
                 next_trickle = Instant::now() + Duration::from_millis(100);
                 for c in conns.iter_mut().filter(|c| c.st == St::Held) {
                     if c.last_write.elapsed() >= Duration::from_secs(1) {
