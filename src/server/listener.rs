@@ -48,8 +48,8 @@ const FIRST_ID: usize = 2;
 /// How soon to try accepting again after an accept failed.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Connections accepted per wake-up before the heads that arrived meanwhile are read: a client
-/// whose request is already here must not wait behind a flood of newcomers (which could evict
-/// it as the oldest of its address).
+/// whose request is already here must not wait behind a flood of newcomers (which, at the cap,
+/// could even evict it).
 const ACCEPT_BATCH: usize = 32;
 /// Answered connections (refused at the cap, or answered 4xx) kept open beyond the cap to drain
 /// the client's input; past this many, a connection is drained of what already arrived and closed
