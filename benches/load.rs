@@ -23,14 +23,14 @@
 //! connect() to the status line is taken (camstream must answer 503 at once).
 
 mod common;
-use common::median;
+use common::{median, percentile, raise_fd_limit, rss_mb, threads, Proc};
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -105,44 +105,6 @@ fn parse_opts() -> Opts {
 }
 
 // ---------------------------------------------------------------- child processes
-
-/// A server process; killed (SIGTERM, then SIGKILL) when dropped, also while panicking.
-struct Proc {
-    child: Child,
-    stderr_log: PathBuf,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(5)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn camstream_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/camstream")
@@ -337,54 +299,6 @@ fn machine_cpu() -> (f64, f64) {
     // user nice system idle iowait irq softirq steal (guest is already in user)
     let busy = f[0] + f[1] + f[2] + f[5] + f[6];
     (busy / clk_tck(), f[7] / clk_tck())
-}
-
-/// (VmRSS, VmHWM) in MB.
-fn rss_mb(pid: u32) -> (f64, f64) {
-    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let get = |key: &str| {
-        st.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    };
-    (get("VmRSS:"), get("VmHWM:"))
-}
-
-fn threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn raise_fd_limit(want: u64) -> u64 {
-    unsafe {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        if r.rlim_cur >= want {
-            return r.rlim_cur;
-        }
-        let hard = r.rlim_max.max(want);
-        let mut n = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: hard,
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &n) != 0 {
-            // Not allowed to raise the hard limit: go as far as it allows.
-            n = libc::rlimit {
-                rlim_cur: r.rlim_max.min(want),
-                rlim_max: r.rlim_max,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &n);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur
-    }
 }
 
 /// camstream's /state totals (blocking, short timeout); None if unavailable.
@@ -893,14 +807,6 @@ struct Run {
     burst_ms: Option<f64>,
     burst_detail: String,
     not_streaming: String,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    Some(sorted[idx])
 }
 
 fn run_level(

@@ -179,7 +179,7 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__serve)
-            opts="-h -V --source --size --fps --quality --format --timeout --listen --max-clients --max-connections --workers --send-timeout --header-timeout --allow-origin --max-clients-per-ip --auth-file --auth-exempt --help --version"
+            opts="-h -V --source --size --fps --quality --format --timeout --listen --max-clients --max-connections --max-pending-per-ip --workers --send-timeout --header-timeout --allow-origin --max-clients-per-ip --auth-file --auth-exempt --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +218,10 @@ _camstream() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pending-per-ip)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,9 +35,9 @@ pub enum Command {
     /// Resources are fixed by the settings, whatever arrives: at most --max-clients viewers
     /// stream at once (the next one gets 503 with Retry-After at once), at most
     /// --max-connections connections are open, and the process runs at most
-    /// workers + senders + 4 threads, where senders is one per core, at most four (the
-    /// capture thread, the connection thread, the main thread and the signal thread make
-    /// the 4). The bound is printed at start.
+    /// workers + senders + 4 threads (+ 1 password verifier with --auth-file), where senders
+    /// is one per core, at most four (the capture thread, the connection thread, the main
+    /// thread and the signal thread make the 4). The bound is printed at start.
     Serve(ServeArgs),
     /// Hash a password (read from stdin) for a line `user:HASH` of an --auth-file.
     HashPassword,
@@ -55,7 +55,8 @@ pub struct ListArgs {
 pub struct SourceArgs {
     /// Frame source: camera (the first capture camera), camera:N, camera:/dev/videoN or a
     /// /dev/v4l/by-id/... path, pattern (a synthetic moving test pattern), file:PATH (an MJPEG
-    /// file or a folder of .jpg files, looped), or http://URL (relay another MJPEG server or a
+    /// file of at most 512 MiB or a folder of .jpg files, looped; frames over 32 MiB and folder
+    /// entries that are not regular files are skipped and counted), or http://URL (relay another MJPEG server or a
     /// camera's stream or snapshot URL; its user and password come from the URL or from
     /// CAMSTREAM_SOURCE_USER and CAMSTREAM_SOURCE_PASSWORD).
     #[arg(long, env = "CAMSTREAM_SOURCE", default_value = "camera", value_name = "SOURCE",
@@ -83,7 +84,8 @@ pub struct SourceArgs {
     #[arg(long, env = "CAMSTREAM_FORMAT", value_enum, default_value_t = FormatChoice::Auto)]
     pub format: FormatChoice,
 
-    /// How long to wait for a frame before the source counts as failed (e.g. 5s, 500ms).
+    /// How long opening the source (a big file too) or waiting for a frame may take before the
+    /// source counts as failed (e.g. 5s, 500ms).
     #[arg(long, env = "CAMSTREAM_TIMEOUT", default_value = "5s", value_name = "DURATION",
           value_parser = settings::parse_duration)]
     pub timeout: Duration,
@@ -91,7 +93,9 @@ pub struct SourceArgs {
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
-    /// Output file; written atomically. "-" writes the JPEG to stdout.
+    /// Output file, replaced atomically; an existing file keeps its owner and mode, and a
+    /// symbolic link's target is replaced (the link stays). "-" or /dev/stdout writes to
+    /// stdout; a FIFO is written in place; device nodes, sockets and directories are refused.
     #[arg(value_name = "OUT")]
     pub out: PathBuf,
 
@@ -119,11 +123,22 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub max_clients: u32,
 
-    /// Most open connections of any kind (viewers, requests being read, idle sockets); past it a
-    /// new connection is answered 503 and closed. Default: max-clients + 64.
+    /// Most open connections of any kind (viewers, requests being read or answered, idle
+    /// sockets); at least --max-clients. At the cap, a connection still sending its request head
+    /// is closed to make room (see --max-pending-per-ip); only when none is left is a newcomer
+    /// answered 503. Default: what the open-file limit allows (its hard limit minus 128), at
+    /// most 16384 and at least max-clients + 64.
     #[arg(long, env = "CAMSTREAM_MAX_CONNECTIONS", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=60000))]
     pub max_connections: Option<u32>,
+
+    /// Share of the connections still sending their request head that one IP address (for
+    /// IPv6, one /64) keeps when room must be made: at the connection cap, the address with the
+    /// most such connections, if more than this, loses its oldest first; otherwise the oldest of
+    /// all goes.
+    #[arg(long, env = "CAMSTREAM_MAX_PENDING_PER_IP", default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=60000))]
+    pub max_pending_per_ip: u32,
 
     /// Threads answering short requests (/snapshot, /metrics, /state, /healthz, /).
     #[arg(long, env = "CAMSTREAM_WORKERS", default_value_t = 4, value_name = "N",
@@ -140,8 +155,10 @@ pub struct ServeArgs {
           value_parser = settings::parse_duration)]
     pub header_timeout: Duration,
 
-    /// Send Access-Control-Allow-Origin with this value and answer CORS preflights.
-    #[arg(long, env = "CAMSTREAM_ALLOW_ORIGIN", value_name = "ORIGIN")]
+    /// Send Access-Control-Allow-Origin with this value and answer CORS preflights: an origin
+    /// (scheme://host or scheme://host:port, as a browser sends it in Origin) or *.
+    #[arg(long, env = "CAMSTREAM_ALLOW_ORIGIN", value_name = "ORIGIN",
+          value_parser = settings::parse_origin)]
     pub allow_origin: Option<String>,
 
     /// Most concurrent stream viewers from one IP address (default: no per-address limit).
@@ -149,7 +166,8 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub max_clients_per_ip: Option<u32>,
 
-    /// Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password).
+    /// Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password;
+    /// argon2 costs up to m=64 MiB, t=8, p=16). SIGHUP reloads it.
     /// CAMSTREAM_AUTH=user:password adds a user from the environment.
     #[arg(long, env = "CAMSTREAM_AUTH_FILE", value_name = "PATH")]
     pub auth_file: Option<std::path::PathBuf>,

@@ -4,7 +4,7 @@
 use std::io;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use camstream::cli::{Cli, Command};
 use camstream::{list, server, settings::ServeSettings, snapshot};
@@ -14,7 +14,18 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::List(a) => list::run(a),
         Command::Snapshot(a) => snapshot::run(a),
-        Command::Serve(a) => server::serve(&ServeSettings::from(a)),
+        Command::Serve(a) => match ServeSettings::try_from(a) {
+            Ok(s) => server::serve(&s),
+            // Flags that contradict each other: a usage error, reported (exit 2) like clap's own.
+            Err(why) => {
+                let mut cmd = Cli::command();
+                cmd.build();
+                let serve = cmd.find_subcommand_mut("serve").expect("serve exists");
+                serve
+                    .error(clap::error::ErrorKind::ArgumentConflict, why)
+                    .exit()
+            }
+        },
         Command::HashPassword => server::auth::hash_password_command(),
     };
     match result {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use crate::cli;
+use crate::server::listener;
 
 /// Largest frame edge we accept; beyond it nothing real exists and buffers grow silly.
 const MAX_WIDTH: u32 = 7680;
@@ -103,6 +104,12 @@ impl SourceSettings {
     }
 }
 
+/// Short requests that may wait for a worker beyond a burst of every viewer. Workers answer in
+/// microseconds, so a full queue means a flood of many clients at once (wrong passwords from
+/// 100+ addresses, say): with room for 1024, `/healthz` waits behind them instead of being
+/// refused; 1024 parsed heads are 16 MiB at most.
+pub const REQUEST_QUEUE_SLACK: usize = 1024;
+
 /// Settings of `camstream serve`.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -115,6 +122,8 @@ pub struct ServeSettings {
     pub header_timeout: Duration,
     pub allow_origin: Option<String>,
     pub max_clients_per_ip: Option<usize>,
+    /// Connections from one address (IPv6: one /64) still sending their request head.
+    pub max_pending_per_ip: usize,
     pub auth_file: Option<PathBuf>,
     /// `CAMSTREAM_AUTH`, read from the environment (a password has no flag: flags show in `ps`).
     pub auth_env: Option<String>,
@@ -152,30 +161,53 @@ pub fn parse_endpoints(s: &str) -> Result<Endpoints, String> {
     Ok(Endpoints(v))
 }
 
-impl From<&cli::ServeArgs> for ServeSettings {
-    fn from(a: &cli::ServeArgs) -> Self {
+/// Validates what no single flag's parser can: the flags that depend on each other. The error
+/// is a usage error (exit 2) that names both flags.
+impl TryFrom<&cli::ServeArgs> for ServeSettings {
+    type Error = String;
+
+    fn try_from(a: &cli::ServeArgs) -> Result<Self, String> {
         let max_clients = a.max_clients as usize;
-        ServeSettings {
+        let max_connections = match a.max_connections {
+            Some(n) if (n as usize) < max_clients => {
+                return Err(format!(
+                    "--max-connections {n} is below --max-clients {max_clients}: every stream \
+                     viewer holds a connection (raise --max-connections, or leave it unset)"
+                ))
+            }
+            Some(n) => n as usize,
+            None => listener::default_max_connections(max_clients),
+        };
+        Ok(ServeSettings {
             source: SourceSettings::from(&a.source),
             listen: a.listen,
             max_clients,
-            // Room for every viewer plus the short requests and idle sockets of a busy host.
-            max_connections: a.max_connections.map_or(max_clients + 64, |n| n as usize),
+            max_connections,
             workers: a.workers as usize,
             send_timeout: a.send_timeout,
             header_timeout: a.header_timeout,
             allow_origin: a.allow_origin.clone(),
             max_clients_per_ip: a.max_clients_per_ip.map(|n| n as usize),
+            max_pending_per_ip: a.max_pending_per_ip as usize,
             auth_file: a.auth_file.clone(),
             auth_env: std::env::var("CAMSTREAM_AUTH")
                 .ok()
                 .filter(|v| !v.is_empty()),
             auth_exempt: a.auth_exempt.clone(),
-        }
+        })
     }
 }
 
 impl ServeSettings {
+    /// Requests that may wait for a worker: room for a burst of every viewer at once plus
+    /// [`REQUEST_QUEUE_SLACK`] short requests, never more than the connection cap. A queued
+    /// request holds its parsed head (16 KiB at most), so this, not the (much larger) connection
+    /// cap, bounds that memory.
+    pub fn request_queue_len(&self) -> usize {
+        self.max_connections
+            .min(self.max_clients + REQUEST_QUEUE_SLACK)
+    }
+
     /// Settings for tests and embedding: the pattern source on a free loopback port.
     pub fn for_tests() -> Self {
         ServeSettings {
@@ -198,6 +230,7 @@ impl ServeSettings {
             header_timeout: Duration::from_secs(5),
             allow_origin: None,
             max_clients_per_ip: None,
+            max_pending_per_ip: 64,
             auth_file: None,
             auth_env: None,
             auth_exempt: Endpoints(vec!["healthz".into()]),
@@ -282,6 +315,56 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' must be more than 0 and at most a day"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--allow-origin`: `*` or an origin as browsers send it, `scheme://host[:port]` (RFC
+/// 6454), with nothing that could end the header line it goes into.
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "'{}' is not an origin like https://example.com or http://cam.local:8080, or * ({why})",
+            s.escape_debug()
+        ))
+    };
+    if s == "*" {
+        return Ok(s.to_string());
+    }
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return bad("no scheme://");
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !scheme_ok {
+        return bad("bad scheme");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        // A bracketed IPv6 address has colons of its own.
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    };
+    if !host_ok {
+        return bad(if rest.contains('/') {
+            "an origin has no path, not even a trailing /"
+        } else {
+            "bad host"
+        });
+    }
+    if let Some(p) = port {
+        if !p.bytes().all(|b| b.is_ascii_digit()) || !matches!(p.parse::<u16>(), Ok(1..)) {
+            return bad("bad port");
+        }
+    }
+    Ok(s.to_string())
 }
 
 /// Parses `--listen`: `HOST:PORT`, `[V6]:PORT` or a bare port (loopback).
@@ -385,6 +468,44 @@ mod tests {
         assert!(parse_endpoints("healthz,admin")
             .unwrap_err()
             .contains("'admin'"));
+    }
+
+    #[test]
+    fn origins() {
+        for good in [
+            "*",
+            "https://example.com",
+            "http://cam.local:8080",
+            "http://127.0.0.1:1",
+            "http://[::1]:8080",
+            "http://[fe80::1]",
+            "moz-extension://abc-123",
+        ] {
+            assert_eq!(parse_origin(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "**",
+            "null",
+            "example.com",
+            "https://",
+            "https://a.example/",
+            "https://a.example/path",
+            "https://a.example:0",
+            "https://a.example:65536",
+            "https://a.example:+80",
+            "https://a.example:",
+            "https://a b.example",
+            "https://a.example\r\nSet-Cookie: x=1",
+            "https://a.example\n",
+            "1http://a.example",
+            "http://[not-v6]",
+            "http://user@a.example",
+        ] {
+            let e = parse_origin(bad).unwrap_err();
+            assert!(e.contains(&bad.escape_debug().to_string()), "{bad:?}: {e}");
+            assert!(!e.contains('\n') && !e.contains('\r'), "{e:?}");
+        }
     }
 
     #[test]

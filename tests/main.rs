@@ -7,6 +7,7 @@ mod clients;
 mod contrib;
 mod fakecam;
 mod files;
+mod flood;
 mod hostile;
 mod package;
 mod page;

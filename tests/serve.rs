@@ -899,27 +899,20 @@ fn a_flood_of_idle_connections_and_viewers_stays_within_the_thread_bound() {
 
 #[test]
 fn the_connection_cap_answers_503_and_frees_on_close() {
-    let s = pattern_server(&[
-        "--max-clients",
-        "2",
-        "--max-connections",
-        "4",
-        "--header-timeout",
-        "60s",
-    ]);
-    let idle: Vec<TcpStream> = (0..4).map(|_| connect(s.addr)).collect();
-    // The listener accepts in order, so the fifth finds the four holding every slot. It sends
-    // nothing: the server answers at once and closes.
-    let mut fifth = connect(s.addr);
+    let s = pattern_server(&["--max-clients", "2", "--max-connections", "2"]);
+    // Viewers hold every slot (a connection still sending its head would make room instead).
+    let viewers: Vec<MjpegClient> = (0..2).map(|_| watch(s.addr, "/stream")).collect();
+    // The third sends nothing: the server answers at once and closes.
+    let mut third = connect(s.addr);
     let mut buf = Vec::new();
-    fifth.read_to_end(&mut buf).expect("the 503 and a close");
+    third.read_to_end(&mut buf).expect("the 503 and a close");
     let r = util::parse_response(&buf);
     assert_eq!(r.status, 503, "{:?}", r.text());
     assert!(r.header("retry-after").is_some());
     assert_eq!(r.text().lines().count(), 1);
 
-    drop(idle);
-    // Once the server sees the idle sockets close, requests get through again.
+    drop(viewers);
+    // Once the server sees the viewers close, requests get through again.
     let mut refused = 1;
     util::wait_until("a free connection slot", || {
         let r = get_allowing_reset(s.addr, "/healthz");
@@ -949,15 +942,8 @@ fn get_allowing_reset(addr: SocketAddr, path: &str) -> Response {
 
 #[test]
 fn a_client_refused_by_the_connection_cap_gets_the_503_and_a_clean_close() {
-    let s = pattern_server(&[
-        "--max-clients",
-        "1",
-        "--max-connections",
-        "2",
-        "--header-timeout",
-        "60s",
-    ]);
-    let _idle: Vec<TcpStream> = (0..2).map(|_| connect(s.addr)).collect();
+    let s = pattern_server(&["--max-clients", "2", "--max-connections", "2"]);
+    let _viewers: Vec<MjpegClient> = (0..2).map(|_| watch(s.addr, "/stream")).collect();
     for i in 0..10 {
         // Like any client: the request goes out right after connecting, then read until close.
         let mut c = connect(s.addr);

@@ -1,4 +1,11 @@
-//! Helpers shared by the benchmarks.
+//! Helpers shared by the benchmarks: statistics, the server process guard, /proc readings.
+
+// Each bench uses its own share of these.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 /// The median of `v` (sorted in place); NaN when empty.
 pub fn median(v: &mut [f64]) -> f64 {
@@ -11,5 +18,108 @@ pub fn median(v: &mut [f64]) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The `p` quantile (0..=1, nearest rank) of an ascending slice; `None` when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[idx])
+}
+
+/// A server process; killed (SIGTERM, then SIGKILL) when dropped, also while panicking.
+pub struct Proc {
+    pub child: Child,
+    pub stderr_log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (VmRSS, VmHWM) in MB.
+pub fn rss_mb(pid: u32) -> (f64, f64) {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |key: &str| {
+        st.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+pub fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Raises this process's soft open-file limit to `want` (the hard limit too if allowed);
+/// returns the soft limit in force.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        if r.rlim_cur >= want {
+            return r.rlim_cur;
+        }
+        let hard = r.rlim_max.max(want);
+        let mut n = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: hard,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &n) != 0 {
+            // Not allowed to raise the hard limit: go as far as it allows.
+            n = libc::rlimit {
+                rlim_cur: r.rlim_max.min(want),
+                rlim_max: r.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &n);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur
     }
 }

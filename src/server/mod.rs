@@ -123,15 +123,9 @@ impl Server {
         };
         let capture = capture::spawn(s.source.clone(), opener, shared, shutdown.clone())?;
 
-        // Every queued request holds one of --max-connections slots, so that is the queue's real
-        // bound; a smaller queue would turn a burst of viewers away while stream slots are free.
-        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(s.max_connections);
-        let limits = Limits {
-            max_connections: s.max_connections,
-            header_timeout: s.header_timeout,
-            send_timeout: s.send_timeout,
-        };
-        let (acceptor, waker) = Acceptor::new(listener, limits, jobs_tx, Arc::clone(&app.metrics))?;
+        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(s.request_queue_len());
+        let (acceptor, waker) =
+            Acceptor::new(listener, Limits::from(s), jobs_tx, Arc::clone(&app.metrics))?;
         let stop = shutdown.clone();
         let acceptor = std::thread::Builder::new()
             .name("accept".into())

@@ -1,0 +1,509 @@
+//! Issue 9, break 1: idle and slow-head floods must not lock anyone out at default settings;
+//! the per-address cap on connections still sending their head; refusals past the lingering
+//! bound still deliver their 503; and the flags that guard the connection layer.
+//!
+//! Floods here are modest (hundreds of sockets, far past the old cap of max-clients + 64) so the
+//! tests run on a 2-core CI machine; `benches/flood.rs` holds 10,000 and measures latency.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::util::{
+    self, camstream, fd_count, metric, parse_response, thread_count, wait_until, MjpegClient,
+    Response, Server, IO_TIMEOUT,
+};
+
+/// Connects to `addr` from the loopback address `from` (127.0.0.0/8 is all loopback on Linux),
+/// so a test can play several client addresses.
+fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.bind(&SocketAddr::from((from, 0)).into())?;
+    sock.connect_timeout(&addr.into(), Duration::from_secs(2))?;
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(s)
+}
+
+/// One request from `from`: `Ok(response)`, or `Err` if the connection ended before any
+/// response byte (closed or reset: the server evicted it before its head arrived).
+fn try_get_from(from: Ipv4Addr, addr: SocketAddr, path: &str) -> Result<Response, String> {
+    let mut s = connect_from(from, addr).map_err(|e| format!("connect: {e}"))?;
+    // A write into a connection the server already closed may fail; the read tells.
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let mut buf = Vec::new();
+    let res = s.read_to_end(&mut buf);
+    match util::find(&buf, b"\r\n\r\n") {
+        Some(_) => Ok(parse_response(&buf)),
+        None => Err(format!("no response ({res:?}, {} bytes)", buf.len())),
+    }
+}
+
+/// Requests sent again by [`get_from`] (reported, not asserted).
+static RETRIES: AtomicUsize = AtomicUsize::new(0);
+
+/// Like a browser: a request whose connection was closed before any answer is sent again (at
+/// most 20 times). A response, whatever its status, is returned as it is.
+fn get_from(from: Ipv4Addr, addr: SocketAddr, path: &str) -> Response {
+    let mut last = String::new();
+    for attempt in 0..20 {
+        match try_get_from(from, addr, path) {
+            Ok(r) => return r,
+            Err(e) => last = e,
+        }
+        if attempt == 0 {
+            RETRIES.fetch_add(1, Ordering::Relaxed);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("GET {path}: 20 attempts ended without a response; last: {last}");
+}
+
+/// A new viewer gets frames (retrying a connection closed before any answer, as in [`get_from`]).
+fn new_viewer_gets_frames(addr: SocketAddr) {
+    for _ in 0..20 {
+        let mut s = match connect_from(Ipv4Addr::LOCALHOST, addr) {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let _ = s.write_all(b"GET /stream HTTP/1.1\r\nHost: test\r\n\r\n");
+        let mut first = [0u8; 12];
+        match s.read_exact(&mut first) {
+            Ok(()) => {
+                drop(s);
+                // The connection answered: now the real client, which checks every byte.
+                match MjpegClient::open(addr, "/stream", 1) {
+                    Ok(mut c) => {
+                        for _ in 0..2 {
+                            let part = c.next_part().expect("a streaming viewer gets parts");
+                            assert_eq!(util::jpeg_dims(&part.body), (160, 120));
+                        }
+                        return;
+                    }
+                    Err(r) => panic!("a new viewer got {} {:?}", r.status, r.text()),
+                }
+            }
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    panic!("a new viewer never got an answer");
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Hold {
+    /// Connect and send nothing.
+    Idle,
+    /// Send a partial request head, then one more byte about every second.
+    SlowHead,
+}
+
+/// A client that holds `n` connections, spread over the addresses `from`, and reopens each one
+/// the server closes, until stopped (or 120 s at most).
+struct Flood {
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicUsize>,
+    handle: thread::JoinHandle<()>,
+}
+
+impl Flood {
+    fn start(addr: SocketAddr, from: Vec<Ipv4Addr>, n: usize, hold: Hold) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let opened = Arc::new(AtomicUsize::new(0));
+        let (st, op) = (Arc::clone(&stop), Arc::clone(&opened));
+        let handle = thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut socks: Vec<Option<(TcpStream, Instant)>> = (0..n).map(|_| None).collect();
+            while !st.load(Ordering::Acquire) && Instant::now() < deadline {
+                for (i, slot) in socks.iter_mut().enumerate() {
+                    if st.load(Ordering::Acquire) {
+                        break;
+                    }
+                    match slot {
+                        None => {
+                            let Ok(mut s) = connect_from(from[i % from.len()], addr) else {
+                                continue;
+                            };
+                            if hold == Hold::SlowHead {
+                                let _ = s.write_all(b"GET /stream HTTP/1.1\r\nX-Slow: a");
+                            }
+                            let _ = s.set_nonblocking(true);
+                            op.fetch_add(1, Ordering::AcqRel);
+                            *slot = Some((s, Instant::now()));
+                        }
+                        Some((s, last)) => {
+                            let mut b = [0u8; 512];
+                            let closed = match s.read(&mut b) {
+                                // Closed, or answered (408, 503): either way, open another.
+                                Ok(_) => true,
+                                Err(e) => e.kind() != ErrorKind::WouldBlock,
+                            };
+                            if closed {
+                                *slot = None;
+                            } else if hold == Hold::SlowHead
+                                && last.elapsed() > Duration::from_secs(1)
+                            {
+                                let _ = s.write(b"a");
+                                *last = Instant::now();
+                            }
+                        }
+                    }
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Flood {
+            stop,
+            opened,
+            handle,
+        }
+    }
+
+    fn wait_opened(&self, n: usize) {
+        wait_until("the flood to open its connections", || {
+            self.opened.load(Ordering::Acquire) >= n
+        });
+    }
+
+    /// Stops and closes every connection; returns how many were opened in all.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Release);
+        self.handle.join().unwrap();
+        self.opened.load(Ordering::Acquire)
+    }
+}
+
+/// The thread bound printed in the start line.
+fn banner_thread_bound(banner: &str) -> usize {
+    banner
+        .split("threads <= ")
+        .nth(1)
+        .and_then(|r| r.trim_end().trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no thread bound in {banner:?}"))
+}
+
+/// At default settings (plus `extra`), `n` connections held from `addresses` loopback
+/// addresses (reopened as they close; the first address is 127.0.0.1, the probes' own) leave
+/// /metrics, /healthz and new viewers served; threads stay within the bound; afterwards the
+/// connections and descriptors are back to the baseline. Returns the most connections the
+/// server held at once (as far as the probes saw).
+fn flood_leaves_service_intact(hold: Hold, n: usize, addresses: u8, extra: &[&str]) -> f64 {
+    let mut args = vec!["--source", "pattern", "--size", "160x120"];
+    args.extend_from_slice(extra);
+    let s = Server::start(&args);
+    let pid = s.pid();
+    let bound = banner_thread_bound(&s.banner);
+    wait_until("the source to deliver", || s.get("/healthz").status == 200);
+    let base_fds = fd_count(pid);
+    let lo = Ipv4Addr::LOCALHOST;
+
+    let from = (0..addresses)
+        .map(|i| Ipv4Addr::new(127, 0, 0, 1 + i))
+        .collect();
+    let flood = Flood::start(s.addr, from, n, hold);
+    // Well past the old cap of 74, and every socket opened at least once.
+    flood.wait_opened(n);
+    let mut refused = Vec::new();
+    let mut held: f64 = 0.0;
+    for i in 0..40 {
+        for path in ["/metrics", "/healthz"] {
+            let r = get_from(lo, s.addr, path);
+            if r.status != 200 {
+                refused.push(format!("{path} #{i}: {} {}", r.status, r.text().trim()));
+            } else if path == "/metrics" {
+                held = held.max(metric(&r.text(), "camstream_connections"));
+            }
+        }
+        assert!(thread_count(pid) <= bound, "threads above {bound}");
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of 80 probes refused during a flood of {n} {hold:?} connections: {:?}",
+        refused.len(),
+        &refused[..refused.len().min(5)]
+    );
+    new_viewer_gets_frames(s.addr);
+    assert!(thread_count(pid) <= bound, "threads above {bound}");
+    let opened = flood.stop();
+    eprintln!(
+        "flood of {n} {hold:?} from {addresses} addresses: {opened} connections opened in all, \
+         at most {held} held; {} probes sent again so far",
+        RETRIES.load(Ordering::Relaxed)
+    );
+
+    // Probing from another address, so the probe is the only connection left.
+    let other = Ipv4Addr::new(127, 0, 0, 9);
+    wait_until("the flood's connections to be released", || {
+        metric(
+            &get_from(other, s.addr, "/metrics").text(),
+            "camstream_connections",
+        ) == 1.0
+    });
+    wait_until("descriptors back to the baseline", || {
+        fd_count(pid) <= base_fds
+    });
+    assert!(thread_count(pid) <= bound);
+    held
+}
+
+#[test]
+fn idle_sockets_far_past_the_old_cap_lock_nobody_out() {
+    // The default connection cap (what the descriptor limit allows) holds them all.
+    let held = flood_leaves_service_intact(Hold::Idle, 600, 1, &[]);
+    assert!(held >= 600.0, "the server held only {held} connections");
+}
+
+#[test]
+fn idle_sockets_from_many_addresses_lock_nobody_out() {
+    let held = flood_leaves_service_intact(Hold::Idle, 600, 20, &[]);
+    assert!(held >= 600.0, "the server held only {held} connections");
+}
+
+#[test]
+fn slow_heads_from_one_address_lock_nobody_out() {
+    flood_leaves_service_intact(Hold::SlowHead, 300, 1, &[]);
+}
+
+#[test]
+fn a_flood_past_the_connection_cap_from_the_clients_own_address_locks_nobody_out() {
+    // Far past a small cap, from the address the probes use too: the flooder's oldest
+    // connections make room, over and over, and the probes still get in.
+    let held = flood_leaves_service_intact(Hold::Idle, 600, 1, &["--max-connections", "100"]);
+    assert!(held <= 100.0, "{held} connections held past the cap of 100");
+}
+
+#[test]
+fn slow_heads_past_the_connection_cap_from_many_addresses_lock_nobody_out() {
+    flood_leaves_service_intact(
+        Hold::SlowHead,
+        600,
+        20,
+        &["--max-connections", "100", "--max-pending-per-ip", "4"],
+    );
+}
+
+/// True while the server has not closed `s` (nothing to read yet).
+fn still_open(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    let open = matches!((&*s).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    open
+}
+
+/// Waits until the server closes `s` without answering.
+fn closed_without_answer(mut s: &TcpStream) {
+    let mut buf = Vec::new();
+    match s.read_to_end(&mut buf) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
+}
+
+#[test]
+fn at_the_cap_the_address_holding_most_heads_loses_its_own_oldest() {
+    let s = Server::start(&[
+        "--source",
+        "pattern",
+        "--size",
+        "160x120",
+        "--max-clients",
+        "2",
+        "--max-connections",
+        "8",
+        "--max-pending-per-ip",
+        "2",
+        "--header-timeout",
+        "60s",
+    ]);
+    let (a, b, c) = (
+        Ipv4Addr::new(127, 0, 0, 2),
+        Ipv4Addr::new(127, 0, 0, 3),
+        Ipv4Addr::new(127, 0, 0, 4),
+    );
+    // The listener accepts in connection order, so ages are known without probing (a probe
+    // would hold a slot of its own for a moment): b's two are the oldest of all, and within
+    // b's share; then a's six make eight, the cap.
+    let b_conns: Vec<_> = (0..2).map(|_| connect_from(b, s.addr).unwrap()).collect();
+    let a_conns: Vec<_> = (0..6).map(|_| connect_from(a, s.addr).unwrap()).collect();
+
+    // A newcomer from c: a holds the most heads, more than its share, so a's oldest goes, not
+    // b's (older still).
+    let c_conn = connect_from(c, s.addr).unwrap();
+    closed_without_answer(&a_conns[0]);
+    assert!(a_conns[1..].iter().all(still_open), "only a's oldest goes");
+    assert!(
+        b_conns.iter().all(still_open),
+        "b, within its share, keeps its own"
+    );
+    // Again, from b itself: a still holds the most.
+    let b_new = connect_from(b, s.addr).unwrap();
+    closed_without_answer(&a_conns[1]);
+    assert!(b_conns.iter().all(still_open) && still_open(&c_conn) && still_open(&b_new));
+    // A probe from an address of its own, too, makes room at a's expense: three evicted in all.
+    let r = get_from(Ipv4Addr::new(127, 0, 0, 9), s.addr, "/metrics");
+    assert_eq!(
+        metric(&r.text(), "camstream_connections_evicted_total"),
+        3.0
+    );
+    closed_without_answer(&a_conns[2]);
+    assert!(b_conns.iter().all(still_open));
+}
+
+#[test]
+fn at_the_connection_cap_the_oldest_head_makes_room() {
+    let s = Server::start(&[
+        "--source",
+        "pattern",
+        "--size",
+        "160x120",
+        "--max-clients",
+        "2",
+        "--max-connections",
+        "4",
+        "--header-timeout",
+        "60s",
+    ]);
+    // One per address (within every share), accepted in this order.
+    let idle: Vec<_> = (2..6)
+        .map(|i| connect_from(Ipv4Addr::new(127, 0, 0, i), s.addr).unwrap())
+        .collect();
+    let r = get_from(Ipv4Addr::new(127, 0, 0, 9), s.addr, "/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(metric(&r.text(), "camstream_connections"), 4.0);
+    // Only the first idle one was closed to let /metrics in (it was the oldest).
+    closed_without_answer(&idle[0]);
+    assert!(idle[1..].iter().all(still_open));
+}
+
+/// Sends SIGSTOP or SIGCONT to `pid`.
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill() on a child process we own.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+/// Reads a stream on a thread until the connection ends, so the viewer is never evicted.
+fn keep_watching(mut c: MjpegClient) -> thread::JoinHandle<()> {
+    thread::spawn(move || while c.next_part().is_some() {})
+}
+
+#[test]
+fn refusals_past_the_lingering_bound_still_get_their_503() {
+    let s = Server::start(&[
+        "--source",
+        "pattern",
+        "--size",
+        "160x120",
+        "--max-clients",
+        "2",
+        "--max-connections",
+        "2",
+    ]);
+    let pid = s.pid();
+    // Real viewers hold both slots; nobody is still sending a head, so newcomers are refused.
+    let viewers: Vec<_> = (0..2)
+        .map(|_| keep_watching(MjpegClient::open(s.addr, "/stream", 1).unwrap()))
+        .collect();
+    // Every request is in the server's socket buffers before it accepts any of them: far more
+    // refusals at once than may linger.
+    signal(pid, libc::SIGSTOP);
+    let clients: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let mut c = util::connect(s.addr);
+            c.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            c
+        })
+        .collect();
+    signal(pid, libc::SIGCONT);
+    let mut bad = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let mut buf = Vec::new();
+        let res = c.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        if res.is_err() || !text.starts_with("HTTP/1.1 503 ") || !text.ends_with('\n') {
+            bad.push(format!("#{i}: {res:?} after {text:?}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of 150 refused clients lost their 503: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(3)]
+    );
+    drop(viewers);
+}
+
+/// Runs `camstream serve --source pattern --listen 127.0.0.1:0 ARGS`, expecting it to exit at
+/// once; a server that starts instead is killed after 10 s (exit code `None`). Returns the exit
+/// code and stderr.
+fn serve_exit(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = camstream()
+        .args(["serve", "--source", "pattern", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (code, err)
+}
+
+#[test]
+fn an_allow_origin_that_is_not_an_origin_exits_2() {
+    for bad in [
+        "https://a.example\r\nSet-Cookie: x=1",
+        "https://a.example\n",
+        "a.example",
+        "https://",
+        "https://a.example/path",
+        "https://a b.example",
+        "**",
+        "ftp://a.example:99999",
+    ] {
+        let (code, err) = serve_exit(&["--allow-origin", bad]);
+        assert_eq!(code, Some(2), "{bad:?}: {err}");
+        assert!(err.contains("--allow-origin"), "{bad:?}: {err}");
+    }
+    let s = Server::start(&[
+        "--source",
+        "pattern",
+        "--size",
+        "160x120",
+        "--allow-origin",
+        "https://cam.example:8443",
+    ]);
+    let r = s.get("/state");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://cam.example:8443")
+    );
+}
+
+#[test]
+fn fewer_connections_than_viewers_is_a_usage_error() {
+    let (code, err) = serve_exit(&["--max-clients", "20", "--max-connections", "10"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--max-connections") && err.contains("--max-clients"),
+        "{err}"
+    );
+}
