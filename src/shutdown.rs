@@ -112,6 +112,16 @@ pub fn install_signal_handler(
     Ok(())
 }
 
+/// Joins `h` if it finishes by `deadline`; otherwise leaves it to end with the process.
+pub fn join_until(h: std::thread::JoinHandle<()>, deadline: std::time::Instant) {
+    while !h.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if h.is_finished() {
+        let _ = h.join();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,9 +37,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rouille::Response;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
+use crate::server::app::App;
+use crate::server::conn::write_from;
 use crate::server::http::{text, Outgoing, ReplyTo};
 use crate::server::listener::Job;
-use crate::server::{routes, App};
+use crate::server::routes;
 
 /// Largest argon2 memory cost accepted from the auth file, in KiB (64 MiB). hash-password's
 /// own is 19 MiB; this is also what the verifier's working memory can grow to.
@@ -566,7 +568,7 @@ impl Gate {
 
     /// Returns `job` if a worker may route it; otherwise answers it or queues it for the verifier.
     fn screen(&self, job: Job, app: &App) -> Option<Job> {
-        let req = &job.head.request;
+        let req = &job.request;
         if !routes::needs_auth(req, app) {
             return Some(job);
         }
@@ -595,7 +597,7 @@ impl Gate {
 fn verifier(jobs: &Receiver<Job>, verified: &Sender<Job>, app: &App) {
     let mut memory = Memory::default();
     for job in jobs.iter() {
-        let req = &job.head.request;
+        let req = &job.request;
         let access = app.auth.verify(
             req.header("Authorization"),
             req.remote_addr().ip(),
@@ -622,21 +624,17 @@ fn refuse(job: Job, access: Access, app: &App) {
         Access::Granted | Access::Missing => {}
     }
     let Some(resp) = refusal(access) else { return };
-    let Job {
-        mut conn,
-        head,
-        slot,
-    } = job;
+    let Job { mut conn, request } = job;
     let to = ReplyTo {
-        minor_version: head.minor_version,
-        head_only: head.request.method() == "HEAD",
+        minor_version: conn.minor_version,
+        head_only: request.method() == "HEAD",
         allow_origin: app.settings.allow_origin.as_deref().map(Arc::from),
     };
     // The socket is non-blocking and a refusal is a few hundred bytes: one write, never a wait.
     let out = Outgoing::new(resp, &to);
-    let _ = crate::server::stream::write_from(&mut conn, &out.bufs(), 0);
-    let _ = conn.shutdown(std::net::Shutdown::Write);
-    drop(slot);
+    let _ = write_from(&mut conn.stream, &out.bufs(), 0);
+    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+    // Dropping `conn` closes it and frees its connection permit.
 }
 
 /// Hashes a password for the auth file (argon2id, a random salt, the crate's default cost).

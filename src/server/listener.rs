@@ -26,9 +26,8 @@
 //! connection's poll token), and every step is O(log n) however many connections wait.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +37,9 @@ use mio::net::{TcpListener, TcpStream as MioStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::metrics::Metrics;
-use crate::server::http::{self, Head, HeadError};
+use crate::server::conn::{interrupted, read_available, would_block, write_from, Conn, Input};
+use crate::server::http::{self, Head, HeadError, Outgoing, ReplyTo};
+use crate::server::permit::{Counter, Permit};
 use crate::settings::ServeSettings;
 
 const LISTENER: Token = Token(0);
@@ -149,45 +150,16 @@ fn bind_error(addr: SocketAddr, e: io::Error) -> anyhow::Error {
     anyhow::anyhow!("failed to bind {addr}: {why}")
 }
 
-/// One open connection counted against `--max-connections`; released when dropped.
-pub struct ConnSlot {
-    open: Arc<AtomicUsize>,
-    gauge: prometheus::IntGauge,
-}
-
-impl ConnSlot {
-    fn take(open: &Arc<AtomicUsize>, max: usize, gauge: &prometheus::IntGauge) -> Option<ConnSlot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .ok()?;
-        gauge.inc();
-        Some(ConnSlot {
-            open: Arc::clone(open),
-            gauge: gauge.clone(),
-        })
-    }
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
-        self.gauge.dec();
-    }
-}
-
-/// A request ready for a worker.
+/// A request ready for a worker: the connection and what it asks.
 pub struct Job {
-    pub conn: TcpStream,
-    pub head: Head,
-    pub slot: ConnSlot,
+    pub conn: Conn,
+    pub request: rouille::Request,
 }
 
 pub struct Limits {
     pub max_connections: usize,
     pub max_pending_per_ip: usize,
     pub header_timeout: Duration,
-    pub send_timeout: Duration,
 }
 
 impl From<&ServeSettings> for Limits {
@@ -196,7 +168,6 @@ impl From<&ServeSettings> for Limits {
             max_connections: s.max_connections,
             max_pending_per_ip: s.max_pending_per_ip,
             header_timeout: s.header_timeout,
-            send_timeout: s.send_timeout,
         }
     }
 }
@@ -208,7 +179,7 @@ struct HeadReader {
     buf: Vec<u8>,
     peer: SocketAddr,
     accepted: Instant,
-    slot: ConnSlot,
+    permit: Permit,
 }
 
 /// A connection that got its error response and is half-closed: unread input is drained until
@@ -240,7 +211,8 @@ pub struct Acceptor {
     backlog: bool,
     /// The last accept failed with something other than "nothing to accept".
     accept_failed: bool,
-    open: Arc<AtomicUsize>,
+    /// Open connections against `--max-connections`.
+    open: Counter,
     limits: Limits,
     jobs: Sender<Job>,
     metrics: Arc<Metrics>,
@@ -271,7 +243,7 @@ impl Acceptor {
             next_id: FIRST_ID,
             backlog: false,
             accept_failed: false,
-            open: Arc::new(AtomicUsize::new(0)),
+            open: Counter::limited(limits.max_connections, Some(metrics.connections.clone())),
             limits,
             jobs,
             metrics,
@@ -284,7 +256,7 @@ impl Acceptor {
         let mut events = Events::with_capacity(1024);
         while !stop() {
             if let Err(e) = self.poll.poll(&mut events, self.next_timeout()) {
-                if e.kind() != io::ErrorKind::Interrupted {
+                if !interrupted(&e) {
                     eprintln!("camstream: error: polling connections failed: {e}");
                     return;
                 }
@@ -348,8 +320,8 @@ impl Acceptor {
                     taken += 1;
                     self.admit(conn, peer);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => {}
                 // The peer gave up before we took it.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 // Out of descriptors: a head still in progress gives its descriptor back.
@@ -366,7 +338,7 @@ impl Acceptor {
     /// Takes a new connection: as a head reader if there is room (made if need be), otherwise
     /// answered 503.
     fn admit(&mut self, mut conn: MioStream, peer: SocketAddr) {
-        let Some(slot) = self.take_slot() else {
+        let Some(permit) = self.take_permit() else {
             self.metrics.connections_rejected.inc();
             reject(&mut conn, 503, "too many connections", Some(1));
             self.linger(conn);
@@ -394,23 +366,19 @@ impl Acceptor {
                 buf: Vec::new(),
                 peer,
                 accepted: Instant::now(),
-                slot,
+                permit,
             },
         );
         // The head often arrives with the connection: take it now, not after another wait.
         self.read_head(id);
     }
 
-    /// A connection slot; at the cap, a head is closed to free one ([`Acceptor::make_room`]).
-    fn take_slot(&mut self) -> Option<ConnSlot> {
+    /// A connection permit; at the cap, a head is closed to free one ([`Acceptor::make_room`]).
+    fn take_permit(&mut self) -> Option<Permit> {
         loop {
-            let slot = ConnSlot::take(
-                &self.open,
-                self.limits.max_connections,
-                &self.metrics.connections,
-            );
-            if slot.is_some() || !self.make_room() {
-                return slot;
+            let permit = self.open.try_take();
+            if permit.is_some() || !self.make_room() {
+                return permit;
             }
         }
     }
@@ -430,28 +398,13 @@ impl Acceptor {
             return;
         };
         let had = h.buf.capacity();
-        let mut chunk = [0u8; 4096];
-        let mut eof = false;
-        loop {
-            match h.conn.read(&mut chunk) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    h.buf.extend_from_slice(&chunk[..n]);
-                    if h.buf.len() > http::MAX_HEAD {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    eof = true;
-                    break;
-                }
-            }
-        }
+        // One byte past the largest head is enough to know it is too large.
+        let room = (http::MAX_HEAD + 1).saturating_sub(h.buf.len());
+        let buf = &mut h.buf;
+        let eof = !matches!(
+            read_available(&mut h.conn, room, |b| buf.extend_from_slice(b)),
+            Ok(Input::Drained | Input::Full)
+        );
         let has = h.buf.capacity();
         let parsed = http::parse_head(&h.buf, h.peer);
         self.buffered_bytes += has - had;
@@ -483,14 +436,26 @@ impl Acceptor {
 
     /// Gives a complete request to the workers, or answers 503 if they are all busy.
     fn hand_over(&mut self, h: HeadReader, head: Head) {
-        let HeadReader { conn, slot, .. } = h;
-        // Non-blocking from here to the end: workers and senders never wait on a client.
-        let conn: TcpStream = conn.into();
-        match self.jobs.try_send(Job { conn, head, slot }) {
+        let HeadReader {
+            conn, peer, permit, ..
+        } = h;
+        let conn = Conn {
+            // Non-blocking from here to the end: workers and senders never wait on a client.
+            stream: TcpStream::from(conn),
+            peer,
+            minor_version: head.minor_version,
+            permit,
+        };
+        let job = Job {
+            conn,
+            request: head.request,
+        };
+        match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(mut job)) => {
                 self.metrics.connections_rejected.inc();
-                let _ = job.conn.write(&error_bytes(503, "server busy", Some(1)));
+                let out = error(503, "server busy", Some(1), job.conn.minor_version);
+                let _ = write_from(&mut job.conn.stream, &out.bufs(), 0);
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
@@ -615,18 +580,11 @@ enum Drained {
 
 /// Reads and discards what the peer has sent, at most [`DRAIN_LIMIT`] bytes.
 fn drain(conn: &mut MioStream) -> Drained {
-    let mut chunk = [0u8; 4096];
-    let mut total = 0;
-    while total < DRAIN_LIMIT {
-        match conn.read(&mut chunk) {
-            Ok(0) => return Drained::Closed,
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Open,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Drained::Closed,
-        }
+    match read_available(conn, DRAIN_LIMIT, |_| {}) {
+        Ok(Input::Drained) => Drained::Open,
+        Ok(Input::Full) => Drained::Limit,
+        Ok(Input::Eof) | Err(_) => Drained::Closed,
     }
-    Drained::Limit
 }
 
 /// Closes a connection now, as cleanly as that can be: what the client already sent is read
@@ -654,23 +612,25 @@ fn addr_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The bytes of a short error response that closes the connection.
-pub fn error_bytes(code: u16, why: &str, retry_after: Option<u32>) -> Vec<u8> {
-    let retry = retry_after
-        .map(|s| format!("Retry-After: {s}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "HTTP/1.1 {code} {}\r\nContent-Type: text/plain; charset=utf-8\r\n{retry}Content-Length: {}\r\nConnection: close\r\n\r\n{why}\n",
-        http::reason(code),
-        why.len() + 1
-    )
-    .into_bytes()
+/// A short plain-text error response that closes the connection.
+fn error(code: u16, why: &str, retry_after: Option<u32>, minor_version: u8) -> Outgoing {
+    let mut resp = http::text(code, why);
+    if let Some(s) = retry_after {
+        resp = resp.with_unique_header("Retry-After", s.to_string());
+    }
+    let to = ReplyTo {
+        minor_version,
+        head_only: false,
+        allow_origin: None,
+    };
+    Outgoing::new(resp, &to)
 }
 
-/// Best-effort answer on a non-blocking socket: one write, then the socket is dropped. A short
+/// Best-effort answer on a non-blocking socket before the request is known: one write. A short
 /// response fits in any socket buffer, so this does not lose bytes in practice.
 fn reject(conn: &mut MioStream, code: u16, why: &str, retry_after: Option<u32>) {
-    let _ = conn.write(&error_bytes(code, why, retry_after));
+    let out = error(code, why, retry_after, 1);
+    let _ = write_from(conn, &out.bufs(), 0);
 }
 
 #[cfg(test)]
@@ -679,7 +639,8 @@ mod tests {
 
     #[test]
     fn error_responses_are_complete_and_close() {
-        let b = String::from_utf8(error_bytes(503, "server busy", Some(1))).unwrap();
+        let out = error(503, "server busy", Some(1), 1);
+        let b = String::from_utf8([&out.head[..], &out.body[..]].concat()).unwrap();
         assert!(b.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
         assert!(b.contains("Retry-After: 1\r\n") && b.contains("Connection: close\r\n"));
         assert!(b.ends_with("\r\n\r\nserver busy\n"));

@@ -11,8 +11,9 @@ use rouille::Response;
 use serde_json::json;
 
 use crate::frame::Frame;
+use crate::server::app::App;
+use crate::server::auth;
 use crate::server::http::{text, Outgoing, ReplyTo, NO_CACHE};
-use crate::server::{auth, App};
 
 /// Longest a `/snapshot` request waits for a fresh frame before it takes the newest it has.
 pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);

@@ -14,8 +14,6 @@
 //! number of threads does not grow with `--max-clients`.
 
 use std::collections::HashMap;
-use std::io::{self, IoSlice, Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,11 +24,12 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::frame::Frame;
+use crate::server::app::App;
+use crate::server::conn::{interrupted, read_available, would_block, write_from, Conn, Input};
 use crate::server::http::{Outgoing, ReplyTo};
-use crate::server::listener::ConnSlot;
+use crate::server::permit::{Counter, Permit};
 use crate::server::routes::{self, SNAPSHOT_WAIT};
 use crate::server::viewers::{Ticket, ViewerJob};
-use crate::server::App;
 use crate::slot::WatchGuard;
 
 /// The multipart boundary, declared without the leading `--`.
@@ -71,37 +70,19 @@ pub fn sender_count() -> usize {
         .clamp(1, 4)
 }
 
-/// Writes as much of `bufs`, from byte `off` on, as the socket takes with one `writev`.
-pub fn write_from(w: &mut impl Write, bufs: &[&[u8]], mut off: usize) -> io::Result<usize> {
-    let mut slices = [IoSlice::new(&[]); 3];
-    let mut n = 0;
-    for b in bufs {
-        if off >= b.len() {
-            off -= b.len();
-        } else if n < slices.len() {
-            slices[n] = IoSlice::new(&b[off..]);
-            off = 0;
-            n += 1;
-        }
-    }
-    w.write_vectored(&slices[..n])
-}
-
 /// What a worker gives the senders: everything that may have to wait for a client or a frame.
 pub enum Handoff {
     /// An admitted viewer.
     Viewer(ViewerJob),
     /// A response whose first `off` bytes the worker already wrote; the rest goes out from here.
     Reply {
-        conn: std::net::TcpStream,
-        slot: ConnSlot,
+        conn: Conn,
         out: Outgoing,
         off: usize,
     },
     /// A snapshot request waiting for a frame newer than `after`.
     Snapshot {
-        conn: std::net::TcpStream,
-        slot: ConnSlot,
+        conn: Conn,
         after: Option<u64>,
         to: ReplyTo,
     },
@@ -114,10 +95,11 @@ pub struct Senders {
 
 /// One sender thread, seen from outside.
 struct Lane {
-    tx: Sender<Handoff>,
+    /// Each job travels with its place in this lane's count.
+    tx: Sender<(Handoff, Permit)>,
     waker: Arc<Waker>,
     /// Clients this sender has or is about to take; it wakes on frames only while there are any.
-    clients: Arc<AtomicUsize>,
+    clients: Counter,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -130,12 +112,12 @@ impl Senders {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             // Viewers hold admission tickets, so max_clients of them can always be queued.
             let (tx, rx) = crossbeam_channel::bounded(app.settings.max_clients + QUEUE_SLACK);
-            let clients = Arc::new(AtomicUsize::new(0));
-            let (w, n) = (Arc::clone(&waker), Arc::clone(&clients));
+            let clients = Counter::unlimited();
+            let (w, n) = (Arc::clone(&waker), clients.clone());
             // A sender without clients has nothing to do with a frame (waking it costs tens of
             // microseconds on a VM); shutdown and new clients wake it directly.
             app.slot.on_publish(Box::new(move || {
-                if n.load(Ordering::Relaxed) > 0 {
+                if n.held() > 0 {
                     let _ = w.wake();
                 }
             }));
@@ -143,7 +125,6 @@ impl Senders {
                 poll,
                 rx,
                 app: Arc::clone(app),
-                count: Arc::clone(&clients),
                 clients: HashMap::new(),
                 next_token: 1,
                 current: None,
@@ -164,23 +145,18 @@ impl Senders {
 
     /// Gives `job` to the sender with the fewest clients. Returns it if every queue is full.
     pub fn dispatch(&self, job: Handoff) -> Result<(), Handoff> {
-        let Some(lane) = self
-            .lanes
-            .iter()
-            .min_by_key(|l| l.clients.load(Ordering::Relaxed))
-        else {
+        let Some(lane) = self.lanes.iter().min_by_key(|l| l.clients.held()) else {
             return Err(job);
         };
-        lane.clients.fetch_add(1, Ordering::Relaxed);
-        match lane.tx.try_send(job) {
+        let Some(place) = lane.clients.try_take() else {
+            return Err(job);
+        };
+        match lane.tx.try_send((job, place)) {
             Ok(()) => {
                 let _ = lane.waker.wake();
                 Ok(())
             }
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                lane.clients.fetch_sub(1, Ordering::Relaxed);
-                Err(job)
-            }
+            Err(TrySendError::Full((job, _)) | TrySendError::Disconnected((job, _))) => Err(job),
         }
     }
 
@@ -190,7 +166,7 @@ impl Senders {
         for lane in &self.lanes {
             let _ = lane.waker.wake();
             if let Some(t) = lane.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                crate::server::join_until(t, deadline);
+                crate::shutdown::join_until(t, deadline);
             }
         }
     }
@@ -250,7 +226,10 @@ struct Client {
     input: usize,
     /// The client shut its sending side; nothing more to read.
     eof: bool,
-    _slot: ConnSlot,
+    /// Its place under `--max-connections`.
+    _permit: Permit,
+    /// Its place in this sender's count.
+    _place: Permit,
 }
 
 enum Flush {
@@ -300,8 +279,8 @@ impl Client {
                         self.out = Out::Idle;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flush::Blocked,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => return Flush::Blocked,
+                Err(e) if interrupted(&e) => {}
                 Err(_) => return Flush::Gone,
             }
         }
@@ -311,9 +290,8 @@ impl Client {
 /// One sender thread's state.
 struct SenderLoop {
     poll: Poll,
-    rx: Receiver<Handoff>,
+    rx: Receiver<(Handoff, Permit)>,
     app: Arc<App>,
-    count: Arc<AtomicUsize>,
     clients: HashMap<Token, Client>,
     next_token: usize,
     /// The newest frame and its part head, built once per frame per sender.
@@ -355,7 +333,7 @@ impl SenderLoop {
                     .saturating_duration_since(now)
             });
             if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
+                if !interrupted(&e) {
                     eprintln!("camstream: error: a stream sender's poll failed: {e}");
                     break;
                 }
@@ -404,21 +382,16 @@ impl SenderLoop {
     /// Registers newly handed-over clients (none once shutting down). True if any came.
     fn take_new_clients(&mut self, pass: &Pass) -> bool {
         let mut any = false;
-        while let Ok(job) = self.rx.try_recv() {
+        // A job dropped here (shutting down, or a socket that failed) gives its places back.
+        while let Ok((job, place)) = self.rx.try_recv() {
             if pass.closing {
-                self.count.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
             let token = Token(self.next_token);
             self.next_token = self.next_token.wrapping_add(1).max(1);
-            match self.admit(job, token) {
-                Some(c) => {
-                    self.clients.insert(token, c);
-                    any = true;
-                }
-                None => {
-                    self.count.fetch_sub(1, Ordering::Relaxed);
-                }
+            if let Some(c) = self.admit(job, place, token) {
+                self.clients.insert(token, c);
+                any = true;
             }
         }
         any
@@ -524,18 +497,16 @@ impl SenderLoop {
     }
 
     /// Registers a handed-over client and queues what it gets first.
-    fn admit(&self, job: Handoff, token: Token) -> Option<Client> {
+    fn admit(&self, job: Handoff, place: Permit, token: Token) -> Option<Client> {
         let now = Instant::now();
-        let (conn, slot, role, out) = match job {
+        let (conn, role, out) = match job {
             Handoff::Viewer(ViewerJob {
                 conn,
-                slot,
                 ticket,
-                minor_version,
                 max_fps,
             }) => {
                 let to = ReplyTo {
-                    minor_version,
+                    minor_version: conn.minor_version,
                     head_only: false,
                     allow_origin: self.app.settings.allow_origin.as_deref().map(Arc::from),
                 };
@@ -558,20 +529,10 @@ impl SenderLoop {
                         v.sent = Some(f.seq);
                     }
                 }
-                (conn, slot, Role::Viewer(v), Out::Reply { out, off: 0 })
+                (conn, Role::Viewer(v), Out::Reply { out, off: 0 })
             }
-            Handoff::Reply {
-                conn,
-                slot,
-                out,
-                off,
-            } => (conn, slot, Role::Reply, Out::Reply { out, off }),
-            Handoff::Snapshot {
-                conn,
-                slot,
-                after,
-                to,
-            } => {
+            Handoff::Reply { conn, out, off } => (conn, Role::Reply, Out::Reply { out, off }),
+            Handoff::Snapshot { conn, after, to } => {
                 let role = Role::Snapshot {
                     after,
                     deadline: now + SNAPSHOT_WAIT,
@@ -579,13 +540,12 @@ impl SenderLoop {
                     // Watching makes the capture loop encode.
                     _watch: self.app.slot.watch(),
                 };
-                (conn, slot, role, Out::Idle)
+                (conn, role, Out::Idle)
             }
         };
-        if conn.set_nonblocking(true).is_err() {
-            return None;
-        }
-        let mut conn = TcpStream::from_std(conn);
+        let Conn { stream, permit, .. } = conn;
+        // The socket is non-blocking since accept.
+        let mut conn = TcpStream::from_std(stream);
         self.poll
             .registry()
             .register(&mut conn, token, Interest::READABLE | Interest::WRITABLE)
@@ -597,7 +557,8 @@ impl SenderLoop {
             progress: now,
             input: 0,
             eof: false,
-            _slot: slot,
+            _permit: permit,
+            _place: place,
         };
         match c.flush(&self.app) {
             Flush::Gone => None,
@@ -613,8 +574,8 @@ impl SenderLoop {
     fn remove(&mut self, t: Token) {
         if let Some(mut c) = self.clients.remove(&t) {
             let _ = self.poll.registry().deregister(&mut c.conn);
-            self.count.fetch_sub(1, Ordering::Relaxed);
-            // Dropping the client closes the socket and frees its viewer and connection slots.
+            // Dropping the client closes the socket and gives back its places: viewer slot,
+            // connection, this sender's count.
         }
     }
 }
@@ -676,23 +637,17 @@ fn offer(app: &App, v: &mut Viewer, out: &mut Out, c: &Current, now: Instant) ->
 /// Reads and discards what a viewer sends; true when it broke the connection or sent too much.
 /// A viewer that only shut its sending side may still be reading: it keeps its stream.
 fn drain_input(v: &mut Client) -> bool {
-    let mut buf = [0u8; 4096];
-    loop {
-        match v.conn.read(&mut buf) {
-            Ok(0) => {
-                v.eof = true;
-                return false;
-            }
-            Ok(n) => {
-                v.input += n;
-                if v.input > MAX_VIEWER_INPUT {
-                    return true;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return true,
+    let room = (MAX_VIEWER_INPUT + 1).saturating_sub(v.input);
+    let mut got = 0;
+    let result = read_available(&mut v.conn, room, |b| got += b.len());
+    v.input += got;
+    match result {
+        Ok(Input::Drained) => false,
+        Ok(Input::Eof) => {
+            v.eof = true;
+            false
         }
+        Ok(Input::Full) | Err(_) => true,
     }
 }
 
@@ -703,16 +658,6 @@ mod tests {
     #[test]
     fn the_tail_is_the_delimiter() {
         assert_eq!(TAIL, format!("\r\n--{BOUNDARY}\r\n").as_bytes());
-    }
-
-    #[test]
-    fn writes_resume_at_any_offset() {
-        let mut out = Vec::new();
-        let n = write_from(&mut out, &[b"ab", b"", b"cde"], 1).unwrap();
-        assert_eq!((n, &out[..]), (4, &b"bcde"[..]));
-        out.clear();
-        write_from(&mut out, &[b"ab", b"cde"], 3).unwrap();
-        assert_eq!(out, b"de");
     }
 
     #[test]

@@ -6,77 +6,90 @@
 //! senders ([`crate::server::stream`]).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::server::listener::ConnSlot;
+use crate::server::conn::Conn;
+use crate::server::permit::{Counter, Permit};
 
 /// One admitted viewer's place; frees the slot when dropped.
 pub struct Ticket {
-    admission: Arc<Admission>,
-    ip: IpAddr,
+    _permit: Permit,
+    /// The per-address count to give back, with a per-address limit.
+    per_ip: Option<(Arc<Admission>, IpAddr)>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.admission.release(self.ip);
+        if let Some((admission, ip)) = &self.per_ip {
+            admission.release_ip(*ip);
+        }
     }
 }
 
-/// Why a viewer was refused.
+/// Why a viewer was refused; its `Display` is the one-line text of the 503.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Full {
-    /// Every one of `--max-clients` slots is taken.
-    All,
+    /// Every one of `--max-clients` (the number) slots is taken.
+    All(usize),
     /// This address already holds `--max-clients-per-ip` (the number) streams.
     PerAddress(usize),
 }
 
+impl fmt::Display for Full {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Full::All(n) => write!(f, "all {n} stream slots are taken; retry later"),
+            Full::PerAddress(n) => {
+                write!(f, "this address already has {n} streams open; retry later")
+            }
+        }
+    }
+}
+
 /// Counts viewers against the limits.
 pub struct Admission {
-    max: usize,
+    slots: Counter,
     per_ip: Option<usize>,
-    active: AtomicUsize,
     /// Streams per address; only kept with a per-address limit, and never holds an address
-    /// without a stream, so it is bounded by `max`.
+    /// without a stream, so it is bounded by `--max-clients`.
     by_ip: Mutex<HashMap<IpAddr, usize>>,
-    gauge: prometheus::IntGauge,
 }
 
 impl Admission {
     pub fn new(max: usize, per_ip: Option<usize>, gauge: prometheus::IntGauge) -> Arc<Admission> {
         Arc::new(Admission {
-            max,
+            slots: Counter::limited(max, Some(gauge)),
             per_ip,
-            active: AtomicUsize::new(0),
             by_ip: Mutex::default(),
-            gauge,
         })
     }
 
     /// A slot for a viewer from `ip` if one is free; decided at once, never queued.
     pub fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Full> {
-        if let Some(limit) = self.per_ip {
-            let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let n = by_ip.entry(ip).or_insert(0);
-            if *n >= limit {
-                return Err(Full::PerAddress(limit));
-            }
-            if self.take_global().is_err() {
-                if *n == 0 {
-                    by_ip.remove(&ip);
-                }
-                return Err(Full::All);
-            }
-            *n += 1;
-        } else {
-            self.take_global()?;
+        let Some(limit) = self.per_ip else {
+            let permit = self.slots.try_take().ok_or(self.all())?;
+            return Ok(Ticket {
+                _permit: permit,
+                per_ip: None,
+            });
+        };
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = by_ip.entry(ip).or_insert(0);
+        if *n >= limit {
+            return Err(Full::PerAddress(limit));
         }
-        self.gauge.inc();
+        let Some(permit) = self.slots.try_take() else {
+            if *n == 0 {
+                by_ip.remove(&ip);
+            }
+            return Err(self.all());
+        };
+        *n += 1;
         Ok(Ticket {
-            admission: Arc::clone(self),
-            ip,
+            _permit: permit,
+            per_ip: Some((Arc::clone(self), ip)),
         })
     }
 
@@ -89,46 +102,35 @@ impl Admission {
                 return Err(Full::PerAddress(limit));
             }
         }
-        if self.active() >= self.max {
-            return Err(Full::All);
+        if self.slots.is_full() {
+            return Err(self.all());
         }
         Ok(())
     }
 
-    fn take_global(&self) -> Result<(), Full> {
-        self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .map(drop)
-            .map_err(|_| Full::All)
+    fn all(&self) -> Full {
+        Full::All(self.slots.max())
     }
 
-    fn release(&self, ip: IpAddr) {
-        if self.per_ip.is_some() {
-            let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = by_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    by_ip.remove(&ip);
-                }
+    fn release_ip(&self, ip: IpAddr) {
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = by_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&ip);
             }
         }
-        self.active.fetch_sub(1, Ordering::AcqRel);
-        self.gauge.dec();
     }
 
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::Acquire)
+        self.slots.held()
     }
 }
 
 /// An admitted viewer on its way to a stream sender.
 pub struct ViewerJob {
-    pub conn: TcpStream,
-    pub slot: ConnSlot,
+    pub conn: Conn,
     pub ticket: Ticket,
-    pub minor_version: u8,
     pub max_fps: Option<u32>,
 }
 
@@ -146,8 +148,8 @@ mod tests {
         let a = Admission::new(2, None, gauge.clone());
         let t1 = a.try_admit(ip(1)).unwrap();
         let _t2 = a.try_admit(ip(1)).unwrap();
-        assert_eq!(a.check(ip(2)), Err(Full::All));
-        assert_eq!(a.try_admit(ip(2)).err(), Some(Full::All));
+        assert_eq!(a.check(ip(2)), Err(Full::All(2)));
+        assert_eq!(a.try_admit(ip(2)).err(), Some(Full::All(2)));
         assert_eq!(gauge.get(), 2);
         drop(t1);
         assert_eq!(gauge.get(), 1);
@@ -164,9 +166,21 @@ mod tests {
         assert_eq!(a.try_admit(ip(1)).err(), Some(Full::PerAddress(1)));
         let _b = a.try_admit(ip(2)).unwrap();
         let _c = a.try_admit(ip(3)).unwrap();
-        assert_eq!(a.try_admit(ip(4)).err(), Some(Full::All));
+        assert_eq!(a.try_admit(ip(4)).err(), Some(Full::All(3)));
         assert!(a.by_ip.lock().unwrap().get(&ip(4)).is_none());
         drop(t);
         assert!(a.try_admit(ip(1)).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_says_which_limit() {
+        assert_eq!(
+            Full::All(5).to_string(),
+            "all 5 stream slots are taken; retry later"
+        );
+        assert_eq!(
+            Full::PerAddress(2).to_string(),
+            "this address already has 2 streams open; retry later"
+        );
     }
 }

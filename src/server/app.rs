@@ -1,0 +1,55 @@
+//! The state every part of the server shares: settings, the latest-frame slot, metrics, the
+//! source's status, viewer admission and authentication.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::capture::SourceStatus;
+use crate::metrics::Metrics;
+use crate::server::auth;
+use crate::server::viewers::Admission;
+use crate::settings::ServeSettings;
+use crate::slot::FrameSlot;
+
+/// What every handler can see.
+pub struct App {
+    pub settings: ServeSettings,
+    pub slot: Arc<FrameSlot>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Mutex<SourceStatus>>,
+    pub admission: Arc<Admission>,
+    pub auth: auth::Auth,
+    pub started: Instant,
+}
+
+impl App {
+    /// The shared state for `settings`: metrics, an empty slot, admission, authentication.
+    pub fn new(settings: ServeSettings) -> Result<App> {
+        let auth = auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?;
+        let metrics = Arc::new(Metrics::new()?);
+        metrics.viewers_max.set(settings.max_clients as i64);
+        Ok(App {
+            admission: Admission::new(
+                settings.max_clients,
+                settings.max_clients_per_ip,
+                metrics.viewers.clone(),
+            ),
+            auth,
+            settings,
+            slot: Arc::new(FrameSlot::new()),
+            metrics,
+            status: Arc::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// An app with no capture thread and a closed slot, for calling handlers directly (tests,
+    /// the fuzz target): every request is answered at once.
+    pub fn detached(settings: ServeSettings) -> Result<App> {
+        let app = App::new(settings)?;
+        app.slot.close();
+        Ok(app)
+    }
+}
