@@ -1,7 +1,7 @@
 //! `camstream serve`: the bounded MJPEG server.
 //!
 //! A request's journey, by file: [`listener`] accepts and reads the head (its [`conn::Conn`]
-//! holds a [`permit::Permit`] under `--max-connections`), a [`worker`] answers it through
+//! holds a [`permit::Permit`] under `--max-connections`), a worker (`worker.rs`) answers it through
 //! [`routes`] with what [`http`] writes, and [`stream`] senders finish what cannot be written at
 //! once; [`viewers`] admits or refuses stream viewers, [`auth`] checks passwords, and [`app`]
 //! holds what they share.
