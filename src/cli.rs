@@ -1,7 +1,7 @@
 //! The command-line interface, declared with clap: subcommands, flags, help texts.
 //!
-//! This module only declares; value parsers live in [`crate::settings`], which also turns the
-//! parsed flags into validated settings. Every flag can also be set from a `CAMSTREAM_*`
+//! This module only declares; value parsers and value types live in [`crate::settings`], and
+//! each command ([`crate::cmd`]) turns its parsed flags into validated settings. Every flag can also be set from a `CAMSTREAM_*`
 //! environment variable, for service files.
 
 use std::path::PathBuf;
