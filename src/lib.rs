@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod draw;
 pub mod encoder;
 pub mod frame;
+pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod settings;

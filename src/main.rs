@@ -9,9 +9,16 @@ use clap::{CommandFactory, Parser};
 
 use camstream::cli::{Cli, Command};
 use camstream::cmd::{self, UsageError};
+use camstream::logging;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let var = |name| std::env::var(name).ok();
+    logging::init(
+        cli.log_level,
+        var("RUST_LOG").as_deref(),
+        var("JOURNAL_STREAM").as_deref(),
+    );
     let result = match &cli.command {
         Command::List(a) => cmd::list::run(a),
         Command::Snapshot(a) => cmd::snapshot::run(a),
@@ -34,7 +41,7 @@ fn main() -> ExitCode {
                 .exit()
         }
         Err(e) => {
-            eprintln!("camstream: error: {e:#}");
+            logging::print_error(format_args!("{e:#}"));
             ExitCode::from(1)
         }
     }

@@ -71,6 +71,23 @@ pub enum FormatChoice {
     Yuyv,
 }
 
+/// How much to log (`--log-level`); see [`crate::logging`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Nothing (a command's final error is still printed).
+    Off,
+    /// Errors only.
+    Error,
+    /// Warnings and errors (the default).
+    Warn,
+    /// Also events: sources opened and lost, viewers refused and evicted.
+    Info,
+    /// Also every connection and viewer admitted, by address.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
 /// Everything a frame source needs, validated.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {

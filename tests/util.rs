@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 /// never fails a test on timing, while a real hang still ends the test.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The camstream binary with no `CAMSTREAM_*` variables from the caller's environment.
+/// The camstream binary with no `CAMSTREAM_*` variables from the caller's environment (nor its
+/// `RUST_LOG` and `JOURNAL_STREAM`, which change what camstream logs).
 pub fn camstream() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_camstream"));
+    cmd.env_remove("RUST_LOG").env_remove("JOURNAL_STREAM");
     for (k, _) in std::env::vars() {
         if k.starts_with("CAMSTREAM_") {
             cmd.env_remove(k);

@@ -8,6 +8,7 @@ use anyhow::Result;
 
 use crate::cli::ServeArgs;
 use crate::cmd::{source_settings, UsageError};
+use crate::logging::NOTICE;
 use crate::server::{auth, listener, stream, thread_bound, App, Server};
 use crate::settings::ServeSettings;
 use crate::shutdown::{self, Shutdown};
@@ -91,10 +92,10 @@ pub fn serve(settings: &ServeSettings) -> Result<()> {
         thread_bound(&s)
     );
     if let Some(w) = exposure_warning(server.addr(), server.app().auth.enabled()) {
-        eprintln!("camstream: warning: {w}");
+        log::warn!("{w}");
     }
     shutdown.wait();
-    eprintln!("camstream: shutting down");
+    log::info!(target: NOTICE, "shutting down");
     server.stop();
     Ok(())
 }

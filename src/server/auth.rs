@@ -278,14 +278,13 @@ impl Users {
 
 /// Reads the auth file, with a warning if other users may read or change it.
 fn read_private(path: &Path) -> Result<String> {
-    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read auth file {}", path.display()))?;
     if let Ok(meta) = std::fs::metadata(path) {
         if let Some(w) = exposure_warning(path, meta.permissions().mode()) {
-            // Not eprintln!, which panics if stderr is gone (a reload after a hangup).
-            let _ = writeln!(std::io::stderr(), "camstream: warning: {w}");
+            // A log line, not eprintln!, which panics if stderr is gone (a reload after a hangup).
+            log::warn!("{w}");
         }
     }
     Ok(text)
@@ -472,16 +471,15 @@ impl Auth {
 /// SIGHUP: reloads `auth` and says how that went on stderr (never panicking: the terminal may
 /// be gone, which is when a hangup comes).
 pub fn reload_on_hangup(auth: &Auth) {
-    use std::io::Write;
     let file = auth.file.as_deref().unwrap_or(Path::new("-")).display();
-    let line = match auth.reload() {
-        Ok(n) => format!(
-            "camstream: SIGHUP: reloaded auth file {file} ({n} user{})",
+    match auth.reload() {
+        Ok(n) => log::info!(
+            target: crate::logging::NOTICE,
+            "SIGHUP: reloaded auth file {file} ({n} user{})",
             if n == 1 { "" } else { "s" }
         ),
-        Err(e) => format!("camstream: error: SIGHUP: {e:#}; keeping the users loaded before"),
-    };
-    let _ = writeln!(std::io::stderr(), "{line}");
+        Err(e) => log::error!("SIGHUP: {e:#}; keeping the users loaded before"),
+    }
 }
 
 /// `Basic base64(user:password)` → (user, password).

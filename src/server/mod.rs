@@ -239,6 +239,7 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
         },
         Reply::Stream { max_fps } => match app.admission.try_admit(ip) {
             Ok(ticket) => {
+                log::debug!("viewer {ip} admitted");
                 // A fixed send buffer (instead of autotuning up to megabytes) bounds kernel
                 // memory per viewer and how stale a slow viewer's frames can get.
                 let _ = socket2::SockRef::from(&conn).set_send_buffer_size(VIEWER_SNDBUF);
@@ -256,6 +257,7 @@ fn handle(job: Job, app: &Arc<App>, senders: &Senders) {
             }
             Err(why) => {
                 app.metrics.viewers_rejected.inc();
+                log::info!("viewer {ip} refused with 503 ({why:?})");
                 refusal(&why, app, &to)
             }
         },

@@ -356,7 +356,7 @@ impl SenderLoop {
             });
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("camstream: error: a stream sender's poll failed: {e}");
+                    log::error!("a stream sender's poll failed: {e}");
                     break;
                 }
             }
@@ -504,6 +504,10 @@ impl SenderLoop {
                 {
                     if matches!(c.role, Role::Viewer(_)) {
                         self.app.metrics.viewers_evicted.inc();
+                        log::info!(
+                            "viewer {} evicted: it took no data for --send-timeout",
+                            c.conn.peer_addr().map_or("?".into(), |a| a.to_string())
+                        );
                     }
                     pass.leaving.push(*t);
                     continue;
