@@ -83,7 +83,6 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --version 'Print version'
         }
         &'camstream;help'= {
-            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
             cand list 'List cameras with their formats, sizes and frame rates'
             cand snapshot 'Write one JPEG from the source to a file (or "-" for stdout)'
             cand serve 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
@@ -91,19 +90,14 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'camstream;help;list'= {
-            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
         }
         &'camstream;help;snapshot'= {
-            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
         }
         &'camstream;help;serve'= {
-            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
         }
         &'camstream;help;hash-password'= {
-            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
         }
         &'camstream;help;help'= {
-            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
         }
     ]
     $completions[$command]
