@@ -53,12 +53,16 @@ _camstream() {
 
     case "${cmd}" in
         camstream)
-            opts="-h -V --help --version list snapshot serve hash-password help"
+            opts="-h -V --log-level --help --version list snapshot serve hash-password help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-level)
+                    COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -67,12 +71,16 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__hash__subcmd__password)
-            opts="-h -V --help --version"
+            opts="-h -V --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-level)
+                    COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -165,12 +173,16 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__list)
-            opts="-h -V --json --help --version"
+            opts="-h -V --json --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-level)
+                    COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -179,7 +191,7 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__serve)
-            opts="-h -V --source --size --fps --quality --format --timeout --listen --max-clients --max-connections --max-pending-per-ip --workers --send-timeout --header-timeout --allow-origin --max-clients-per-ip --auth-file --auth-exempt --help --version"
+            opts="-h -V --source --size --fps --quality --format --timeout --listen --max-clients --max-connections --max-pending-per-ip --workers --send-timeout --header-timeout --allow-origin --max-clients-per-ip --auth-file --auth-exempt --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,6 +265,10 @@ _camstream() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -261,7 +277,7 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__snapshot)
-            opts="-h -V --source --size --fps --quality --format --timeout --skip --help --version"
+            opts="-h -V --source --size --fps --quality --format --timeout --skip --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -293,6 +309,10 @@ _camstream() {
                     ;;
                 --skip)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -18,8 +18,9 @@ set edit:completion:arg-completer[camstream] = {|@words|
     }
     var completions = [
         &'camstream'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
             cand list 'List cameras with their formats, sizes and frame rates'
@@ -29,9 +30,10 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'camstream;list'= {
+            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
             cand --json 'Print a JSON array instead of text'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -43,6 +45,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --format 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding'
             cand --timeout 'How long opening the source (a big file too) or waiting for a frame may take before the source counts as failed (e.g. 5s, 500ms)'
             cand --skip 'Camera warm-up frames to discard first, so that exposure has settled'
+            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -66,14 +69,16 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --max-clients-per-ip 'Most concurrent stream viewers from one IP address (default: no per-address limit)'
             cand --auth-file 'Require HTTP Basic authentication: a file of `user:HASH` lines (see hash-password; argon2 costs up to m=64 MiB, t=8, p=16). SIGHUP reloads it. CAMSTREAM_AUTH=user:password adds a user from the environment'
             cand --auth-exempt 'Endpoints reachable without authentication (comma-separated: healthz, metrics, state, snapshot, stream, index), so probes and scrapers need no password. "none" for none'
+            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'camstream;hash-password'= {
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::draw;
 use crate::encoder::Encoder;
 use crate::frame::{Chroma, Frame, Planar, RawFrame};
+use crate::logging::NOTICE;
 use crate::metrics::Metrics;
 use crate::settings::{Size, SourceSettings};
 use crate::shutdown::Shutdown;
@@ -124,9 +125,14 @@ impl CaptureLoop {
                 Ok(mut source) => {
                     if failed_before {
                         self.shared.metrics.source_reconnects.inc();
-                        eprintln!("camstream: source is back: {}", source.describe());
+                        log::info!(target: NOTICE, "source is back: {}", source.describe());
                     }
                     self.set_up(&source.describe());
+                    log::info!(
+                        "source {}: opened {}",
+                        self.settings.spec,
+                        source.describe()
+                    );
                     backoff = BACKOFF_START;
                     last_error.clear();
                     let err = self.stream(source.as_mut(), tried);
@@ -160,8 +166,8 @@ impl CaptureLoop {
         self.shared.metrics.source_up.set(0);
         self.shared.metrics.capture_fps.set(0.0);
         if msg != *last_error {
-            eprintln!(
-                "camstream: warning: source {}: {msg}; showing NO SIGNAL and retrying",
+            log::warn!(
+                "source {}: {msg}; showing NO SIGNAL and retrying",
                 self.settings.spec
             );
         }
@@ -344,7 +350,7 @@ impl CaptureLoop {
         let pic = placeholder(self.settings.size, reason, now);
         match self.encode(&pic) {
             Ok(jpeg) => self.put(jpeg, pic.width as u32, pic.height as u32, now, true),
-            Err(e) => eprintln!("camstream: warning: cannot encode the placeholder: {e:#}"),
+            Err(e) => log::warn!("cannot encode the placeholder: {e:#}"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The command-line interface, declared with clap: subcommands, flags, help texts.
 //!
-//! This module only declares; value parsers live in [`crate::settings`], which also turns the
-//! parsed flags into validated settings. Every flag can also be set from a `CAMSTREAM_*`
+//! This module only declares; value parsers and value types live in [`crate::settings`], and
+//! each command ([`crate::cmd`]) turns its parsed flags into validated settings. Every flag can also be set from a `CAMSTREAM_*`
 //! environment variable, for service files.
 
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::{self, FormatChoice, Size, SourceSpec};
+use crate::settings::{self, FormatChoice, LogLevel, Size, SourceSpec};
 
 /// Turn a camera into a bounded, observable MJPEG-over-HTTP service.
 #[derive(Debug, Parser)]
@@ -22,6 +22,20 @@ use crate::settings::{self, FormatChoice, Size, SourceSpec};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How much to log on stderr: off, error, warn (the default: warnings and errors), info
+    /// (also events such as a viewer evicted), debug (also every connection, by address) or
+    /// trace. It sets camstream's own level; other libraries log only their warnings and
+    /// errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under
+    /// systemd (JOURNAL_STREAM names stderr), lines carry journald priorities.
+    #[arg(
+        long,
+        global = true,
+        env = "CAMSTREAM_LOG_LEVEL",
+        value_enum,
+        value_name = "LEVEL"
+    )]
+    pub log_level: Option<LogLevel>,
 }
 
 #[derive(Debug, Subcommand)]

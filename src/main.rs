@@ -1,5 +1,6 @@
-//! The `camstream` binary: parse the command line, run the subcommand, report an error once and
-//! choose the exit code (0 ok, 1 runtime error, 2 usage error, 130 after a second Ctrl-C).
+//! The `camstream` binary: parse the command line, run the subcommand ([`camstream::cmd`]),
+//! report an error once and choose the exit code (0 ok, 1 runtime error, 2 usage error, 130
+//! after a second Ctrl-C).
 
 use std::io;
 use std::process::ExitCode;
@@ -7,33 +8,40 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use camstream::cli::{Cli, Command};
-use camstream::{list, server, settings::ServeSettings, snapshot};
+use camstream::cmd::{self, UsageError};
+use camstream::logging;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let var = |name| std::env::var(name).ok();
+    logging::init(
+        cli.log_level,
+        var("RUST_LOG").as_deref(),
+        var("JOURNAL_STREAM").as_deref(),
+    );
     let result = match &cli.command {
-        Command::List(a) => list::run(a),
-        Command::Snapshot(a) => snapshot::run(a),
-        Command::Serve(a) => match ServeSettings::try_from(a) {
-            Ok(s) => server::serve(&s),
-            // Flags that contradict each other: a usage error, reported (exit 2) like clap's own.
-            Err(why) => {
-                let mut cmd = Cli::command();
-                cmd.build();
-                let serve = cmd.find_subcommand_mut("serve").expect("serve exists");
-                serve
-                    .error(clap::error::ErrorKind::ArgumentConflict, why)
-                    .exit()
-            }
-        },
-        Command::HashPassword => server::auth::hash_password_command(),
+        Command::List(a) => cmd::list::run(a),
+        Command::Snapshot(a) => cmd::snapshot::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::HashPassword => cmd::hash_password::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `camstream list | head`: the reader left; that is not our failure.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // Flags that contradict each other: a usage error, reported (exit 2) like clap's own.
+        Err(e) if e.is::<UsageError>() => {
+            let usage = e.downcast::<UsageError>().expect("checked above");
+            let mut cmd = Cli::command();
+            cmd.build();
+            let sub = cmd
+                .find_subcommand_mut(usage.command)
+                .expect("a usage error names a subcommand");
+            sub.error(clap::error::ErrorKind::ArgumentConflict, usage.message)
+                .exit()
+        }
         Err(e) => {
-            eprintln!("camstream: error: {e:#}");
+            logging::print_error(format_args!("{e:#}"));
             ExitCode::from(1)
         }
     }

@@ -1,5 +1,6 @@
 //! Validated settings: the value types behind the flags, their parsers (with messages that name
-//! the value), and the step that turns parsed flags into what the rest of the program uses.
+//! the value), and the settings the rest of the program uses. Turning parsed flags into settings
+//! is each command's step ([`crate::cmd`]), so this module knows nothing of the CLI.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -7,9 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
-
-use crate::cli;
-use crate::server::listener;
 
 /// Largest frame edge we accept; beyond it nothing real exists and buffers grow silly.
 const MAX_WIDTH: u32 = 7680;
@@ -73,6 +71,23 @@ pub enum FormatChoice {
     Yuyv,
 }
 
+/// How much to log (`--log-level`); see [`crate::logging`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Nothing (a command's final error is still printed).
+    Off,
+    /// Errors only.
+    Error,
+    /// Warnings and errors (the default).
+    Warn,
+    /// Also events: sources opened and lost, viewers refused and evicted.
+    Info,
+    /// Also every connection and viewer admitted, by address.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
 /// Everything a frame source needs, validated.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
@@ -82,19 +97,6 @@ pub struct SourceSettings {
     pub quality: u8,
     pub format: FormatChoice,
     pub timeout: Duration,
-}
-
-impl From<&cli::SourceArgs> for SourceSettings {
-    fn from(a: &cli::SourceArgs) -> Self {
-        SourceSettings {
-            spec: a.source.clone(),
-            size: a.size,
-            fps: a.fps,
-            quality: a.quality,
-            format: a.format,
-            timeout: a.timeout,
-        }
-    }
 }
 
 impl SourceSettings {
@@ -161,43 +163,6 @@ pub fn parse_endpoints(s: &str) -> Result<Endpoints, String> {
     Ok(Endpoints(v))
 }
 
-/// Validates what no single flag's parser can: the flags that depend on each other. The error
-/// is a usage error (exit 2) that names both flags.
-impl TryFrom<&cli::ServeArgs> for ServeSettings {
-    type Error = String;
-
-    fn try_from(a: &cli::ServeArgs) -> Result<Self, String> {
-        let max_clients = a.max_clients as usize;
-        let max_connections = match a.max_connections {
-            Some(n) if (n as usize) < max_clients => {
-                return Err(format!(
-                    "--max-connections {n} is below --max-clients {max_clients}: every stream \
-                     viewer holds a connection (raise --max-connections, or leave it unset)"
-                ))
-            }
-            Some(n) => n as usize,
-            None => listener::default_max_connections(max_clients),
-        };
-        Ok(ServeSettings {
-            source: SourceSettings::from(&a.source),
-            listen: a.listen,
-            max_clients,
-            max_connections,
-            workers: a.workers as usize,
-            send_timeout: a.send_timeout,
-            header_timeout: a.header_timeout,
-            allow_origin: a.allow_origin.clone(),
-            max_clients_per_ip: a.max_clients_per_ip.map(|n| n as usize),
-            max_pending_per_ip: a.max_pending_per_ip as usize,
-            auth_file: a.auth_file.clone(),
-            auth_env: std::env::var("CAMSTREAM_AUTH")
-                .ok()
-                .filter(|v| !v.is_empty()),
-            auth_exempt: a.auth_exempt.clone(),
-        })
-    }
-}
-
 impl ServeSettings {
     /// Requests that may wait for a worker: room for a burst of every viewer at once plus
     /// [`REQUEST_QUEUE_SLACK`] short requests, never more than the connection cap. A queued
@@ -208,7 +173,9 @@ impl ServeSettings {
             .min(self.max_clients + REQUEST_QUEUE_SLACK)
     }
 
-    /// Settings for tests and embedding: the pattern source on a free loopback port.
+    /// Settings for unit tests: the pattern source on a free loopback port. (Integration tests
+    /// and the fuzz target build their own: every field is public.)
+    #[cfg(test)]
     pub fn for_tests() -> Self {
         ServeSettings {
             source: SourceSettings {

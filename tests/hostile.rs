@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use camstream::server::http::{parse_head, HeadError};
 use camstream::server::routes::{route, Reply};
-use camstream::server::App;
-use camstream::settings::ServeSettings;
 
-use crate::util::{camstream, connect, fd_count, get, request, wait_until, MjpegClient, Server};
+use crate::util::{
+    camstream, connect, detached_app, fd_count, get, request, wait_until, MjpegClient, Server,
+};
 
 /// A small deterministic PRNG (xorshift64*), so a failure reproduces from the seed.
 struct Rng(u64);
@@ -41,9 +41,7 @@ const TEMPLATES: [&str; 8] = [
 
 #[test]
 fn random_requests_through_parser_and_router_never_panic() {
-    let mut settings = ServeSettings::for_tests();
-    settings.auth_env = Some("user:pass".into());
-    let app = App::detached(settings).unwrap();
+    let app = detached_app(Some("user:pass"));
     let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let mut rng = Rng(0x5EED_CAFE);
     let mut parsed = 0;

@@ -9,6 +9,7 @@ mod fakecam;
 mod files;
 mod flood;
 mod hostile;
+mod logging;
 mod package;
 mod page;
 mod relay;

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 /// never fails a test on timing, while a real hang still ends the test.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The camstream binary with no `CAMSTREAM_*` variables from the caller's environment.
+/// The camstream binary with no `CAMSTREAM_*` variables from the caller's environment (nor its
+/// `RUST_LOG` and `JOURNAL_STREAM`, which change what camstream logs).
 pub fn camstream() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_camstream"));
+    cmd.env_remove("RUST_LOG").env_remove("JOURNAL_STREAM");
     for (k, _) in std::env::vars() {
         if k.starts_with("CAMSTREAM_") {
             cmd.env_remove(k);
@@ -357,4 +359,41 @@ pub fn files_in(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// An app with no capture thread and a closed slot, for calling the parser and router directly:
+/// every request is answered at once. The pattern source, nothing listening; `auth_env` as
+/// `CAMSTREAM_AUTH` would give it.
+pub fn detached_app(auth_env: Option<&str>) -> camstream::server::App {
+    use camstream::settings::{
+        Endpoints, FormatChoice, ServeSettings, Size, SourceSettings, SourceSpec,
+    };
+    let settings = ServeSettings {
+        source: SourceSettings {
+            spec: SourceSpec::Pattern,
+            size: Size {
+                width: 320,
+                height: 240,
+            },
+            fps: 30,
+            quality: 80,
+            format: FormatChoice::Auto,
+            timeout: Duration::from_secs(5),
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_clients: 3,
+        max_connections: 67,
+        workers: 2,
+        send_timeout: Duration::from_secs(10),
+        header_timeout: Duration::from_secs(5),
+        allow_origin: None,
+        max_clients_per_ip: None,
+        max_pending_per_ip: 64,
+        auth_file: None,
+        auth_env: auth_env.map(String::from),
+        auth_exempt: Endpoints(vec!["healthz".into()]),
+    };
+    let app = camstream::server::App::new(settings).expect("app");
+    app.slot.close();
+    app
 }

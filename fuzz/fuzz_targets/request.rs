@@ -5,19 +5,48 @@
 #![no_main]
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use camstream::server::http::{parse_head, HeadError};
 use camstream::server::routes::{route, Reply};
 use camstream::server::App;
-use camstream::settings::ServeSettings;
+use camstream::settings::{
+    Endpoints, FormatChoice, ServeSettings, Size, SourceSettings, SourceSpec,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
     APP.get_or_init(|| {
-        let mut s = ServeSettings::for_tests();
-        s.auth_env = Some("user:pass".into());
-        App::detached(s).expect("app")
+        let settings = ServeSettings {
+            source: SourceSettings {
+                spec: SourceSpec::Pattern,
+                size: Size {
+                    width: 320,
+                    height: 240,
+                },
+                fps: 30,
+                quality: 80,
+                format: FormatChoice::Auto,
+                timeout: Duration::from_secs(5),
+            },
+            listen: "127.0.0.1:0".parse().expect("literal address"),
+            max_clients: 3,
+            max_connections: 67,
+            workers: 2,
+            send_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
+            allow_origin: None,
+            max_clients_per_ip: None,
+            max_pending_per_ip: 64,
+            auth_file: None,
+            auth_env: Some("user:pass".into()),
+            auth_exempt: Endpoints(vec!["healthz".into()]),
+        };
+        // No capture thread and a closed slot: every request is answered at once.
+        let app = App::new(settings).expect("app");
+        app.slot.close();
+        app
     })
 }
 

@@ -44,12 +44,4 @@ impl App {
             started: Instant::now(),
         })
     }
-
-    /// An app with no capture thread and a closed slot, for calling handlers directly (tests,
-    /// the fuzz target): every request is answered at once.
-    pub fn detached(settings: ServeSettings) -> Result<App> {
-        let app = App::new(settings)?;
-        app.slot.close();
-        Ok(app)
-    }
 }

@@ -280,14 +280,13 @@ impl Users {
 
 /// Reads the auth file, with a warning if other users may read or change it.
 fn read_private(path: &Path) -> Result<String> {
-    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read auth file {}", path.display()))?;
     if let Ok(meta) = std::fs::metadata(path) {
         if let Some(w) = exposure_warning(path, meta.permissions().mode()) {
-            // Not eprintln!, which panics if stderr is gone (a reload after a hangup).
-            let _ = writeln!(std::io::stderr(), "camstream: warning: {w}");
+            // A log line, not eprintln!, which panics if stderr is gone (a reload after a hangup).
+            log::warn!("{w}");
         }
     }
     Ok(text)
@@ -474,16 +473,15 @@ impl Auth {
 /// SIGHUP: reloads `auth` and says how that went on stderr (never panicking: the terminal may
 /// be gone, which is when a hangup comes).
 pub fn reload_on_hangup(auth: &Auth) {
-    use std::io::Write;
     let file = auth.file.as_deref().unwrap_or(Path::new("-")).display();
-    let line = match auth.reload() {
-        Ok(n) => format!(
-            "camstream: SIGHUP: reloaded auth file {file} ({n} user{})",
+    match auth.reload() {
+        Ok(n) => log::info!(
+            target: crate::logging::NOTICE,
+            "SIGHUP: reloaded auth file {file} ({n} user{})",
             if n == 1 { "" } else { "s" }
         ),
-        Err(e) => format!("camstream: error: SIGHUP: {e:#}; keeping the users loaded before"),
-    };
-    let _ = writeln!(std::io::stderr(), "{line}");
+        Err(e) => log::error!("SIGHUP: {e:#}; keeping the users loaded before"),
+    }
 }
 
 /// `Basic base64(user:password)` → (user, password).
@@ -653,67 +651,6 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))
         .context("cannot read /dev/urandom for a salt")
-}
-
-/// `camstream hash-password`: reads one password from stdin (without echo on a terminal) and
-/// prints its hash.
-pub fn hash_password_command() -> Result<()> {
-    use std::io::{BufRead, IsTerminal, Write};
-    let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
-    if tty {
-        eprint!("Password: ");
-        let _ = std::io::stderr().flush();
-    }
-    let echo = tty.then(EchoOff::new).flatten();
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
-    drop(echo);
-    if tty {
-        eprintln!();
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        bail!("empty password on stdin");
-    }
-    println!("{}", hash_password(password)?);
-    Ok(())
-}
-
-/// Turns terminal echo off while alive.
-struct EchoOff(libc::termios);
-
-impl EchoOff {
-    fn new() -> Option<EchoOff> {
-        // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed, then filled, termios.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return None;
-            }
-            let saved = t;
-            // Ctrl-C at the prompt must not leave the terminal without echo.
-            let _ = ctrlc::set_handler(move || {
-                libc::tcsetattr(0, libc::TCSANOW, &saved);
-                eprintln!();
-                std::process::exit(130);
-            });
-            t.c_lflag &= !libc::ECHO;
-            (libc::tcsetattr(0, libc::TCSANOW, &t) == 0).then_some(EchoOff(saved))
-        }
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        // SAFETY: restores the attributes saved in new().
-        unsafe {
-            libc::tcsetattr(0, libc::TCSANOW, &self.0);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -120,8 +120,8 @@ pub fn ensure_fd_limit(connections: usize) {
         }
     }
     if lim.rlim_cur < needed {
-        eprintln!(
-            "camstream: warning: the open-file limit is {}; --max-connections {connections} needs about {needed} \
+        log::warn!(
+            "the open-file limit is {}; --max-connections {connections} needs about {needed} \
              (raise it with ulimit -n or LimitNOFILE= in the service)",
             lim.rlim_cur
         );
@@ -257,7 +257,7 @@ impl Acceptor {
         while !stop() {
             if let Err(e) = self.poll.poll(&mut events, self.next_timeout()) {
                 if !interrupted(&e) {
-                    eprintln!("camstream: error: polling connections failed: {e}");
+                    log::error!("polling connections failed: {e}");
                     return;
                 }
             }
@@ -340,11 +340,13 @@ impl Acceptor {
     fn admit(&mut self, mut conn: MioStream, peer: SocketAddr) {
         let Some(permit) = self.take_permit() else {
             self.metrics.connections_rejected.inc();
+            log::info!("client {peer} refused with 503: --max-connections is reached");
             reject(&mut conn, 503, "too many connections", Some(1));
             self.linger(conn);
             return;
         };
         let _ = conn.set_nodelay(true);
+        log::debug!("client {peer} connected");
         let id = self.new_id();
         if self
             .poll
@@ -485,6 +487,10 @@ impl Acceptor {
     fn evict(&mut self, id: usize) {
         if let Some(h) = self.remove_head(id) {
             self.metrics.connections_evicted.inc();
+            log::debug!(
+                "client {} closed to make room: its request head is unfinished",
+                h.peer
+            );
             close_now(h.conn);
         }
     }

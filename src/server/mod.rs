@@ -159,73 +159,9 @@ impl Server {
     }
 }
 
-/// The warning for a server that anyone on the network can watch, if this one is such.
-fn exposure_warning(addr: SocketAddr, auth: bool) -> Option<String> {
-    (!addr.ip().is_loopback() && !auth).then(|| {
-        format!("listening on {addr} without authentication; anyone who can reach it can watch")
-    })
-}
-
-/// `camstream serve`: runs until SIGINT/SIGTERM, then shuts down cleanly. SIGHUP reloads the
-/// auth file if there is one, and otherwise shuts down too (so closing the terminal still
-/// stops a plain `camstream serve`).
-pub fn serve(settings: &ServeSettings) -> Result<()> {
-    let shutdown = Shutdown::new();
-    // The signal thread starts first (the others inherit its blocked signals), so it finds the
-    // app, once there is one, here.
-    let running: Arc<std::sync::OnceLock<Arc<App>>> = Arc::default();
-    let hangup = settings.auth_file.is_some().then(|| {
-        let running = Arc::clone(&running);
-        Box::new(move || {
-            if let Some(app) = running.get() {
-                auth::reload_on_hangup(&app.auth);
-            }
-        }) as Box<dyn Fn() + Send>
-    });
-    shutdown::install_signal_handler(&shutdown, hangup)?;
-    let s = settings.clone();
-    let server = Server::start(settings.clone(), shutdown.clone())?;
-    let _ = running.set(Arc::clone(server.app()));
-    let host = match server.addr() {
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        a => a.to_string(),
-    };
-    println!(
-        "camstream: serving {} on http://{host}/ (stream /stream, max {} viewers, {} connections, {} workers, {} senders, threads <= {})",
-        s.source.spec,
-        s.max_clients,
-        s.max_connections,
-        s.workers,
-        stream::sender_count(),
-        thread_bound(&s)
-    );
-    if let Some(w) = exposure_warning(server.addr(), server.app().auth.enabled()) {
-        eprintln!("camstream: warning: {w}");
-    }
-    shutdown.wait();
-    eprintln!("camstream: shutting down");
-    server.stop();
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_an_open_server_beyond_loopback_is_warned_about() {
-        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        let lan: SocketAddr = "192.0.2.7:8080".parse().unwrap();
-        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let lo6: SocketAddr = "[::1]:8080".parse().unwrap();
-        assert!(exposure_warning(any, false)
-            .unwrap()
-            .contains("0.0.0.0:8080 without authentication"));
-        assert!(exposure_warning(lan, false).is_some());
-        assert!(exposure_warning(any, true).is_none());
-        assert!(exposure_warning(lo, false).is_none());
-        assert!(exposure_warning(lo6, false).is_none());
-    }
 
     #[test]
     fn the_thread_bound_does_not_grow_with_viewers() {

@@ -226,6 +226,7 @@ struct Client {
     input: usize,
     /// The client shut its sending side; nothing more to read.
     eof: bool,
+    peer: std::net::SocketAddr,
     /// Its place under `--max-connections`.
     _permit: Permit,
     /// Its place in this sender's count.
@@ -334,7 +335,7 @@ impl SenderLoop {
             });
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if !interrupted(&e) {
-                    eprintln!("camstream: error: a stream sender's poll failed: {e}");
+                    log::error!("a stream sender's poll failed: {e}");
                     break;
                 }
             }
@@ -477,6 +478,10 @@ impl SenderLoop {
                 {
                     if matches!(c.role, Role::Viewer(_)) {
                         self.app.metrics.viewers_evicted.inc();
+                        log::info!(
+                            "viewer {} evicted: it took no data for --send-timeout",
+                            c.peer
+                        );
                     }
                     pass.leaving.push(*t);
                     continue;
@@ -543,7 +548,12 @@ impl SenderLoop {
                 (conn, role, Out::Idle)
             }
         };
-        let Conn { stream, permit, .. } = conn;
+        let Conn {
+            stream,
+            permit,
+            peer,
+            ..
+        } = conn;
         // The socket is non-blocking since accept.
         let mut conn = TcpStream::from_std(stream);
         self.poll
@@ -557,6 +567,7 @@ impl SenderLoop {
             progress: now,
             input: 0,
             eof: false,
+            peer,
             _permit: permit,
             _place: place,
         };

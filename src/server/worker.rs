@@ -67,6 +67,7 @@ fn snapshot(conn: Conn, to: ReplyTo, app: &App, senders: &Senders) {
 fn admit_viewer(conn: Conn, max_fps: Option<u32>, to: &ReplyTo, app: &App, senders: &Senders) {
     match app.admission.try_admit(conn.peer.ip()) {
         Ok(ticket) => {
+            log::debug!("viewer {} admitted", conn.peer);
             // A fixed send buffer (instead of autotuning up to megabytes) bounds kernel memory
             // per viewer and how stale a slow viewer's frames can get.
             let _ = socket2::SockRef::from(&conn.stream).set_send_buffer_size(VIEWER_SNDBUF);
@@ -81,6 +82,7 @@ fn admit_viewer(conn: Conn, max_fps: Option<u32>, to: &ReplyTo, app: &App, sende
         }
         Err(why) => {
             app.metrics.viewers_rejected.inc();
+            log::info!("viewer {} refused with 503: {why}", conn.peer);
             send(conn, refusal(&why, to), senders);
         }
     }

@@ -379,8 +379,8 @@ impl Camera {
         if (w, h) != (want_w, want_h) {
             // Like V4L2's own S_FMT, take the nearest size rather than refuse: a webcam that
             // lacks 640x480 should still work with the defaults.
-            eprintln!(
-                "camstream: warning: camera {} does not offer {}; using {} {w}x{h}",
+            log::warn!(
+                "camera {} does not offer {}; using {} {w}x{h}",
                 path.display(),
                 settings.size,
                 fourcc_name(kind.fourcc())

@@ -149,8 +149,10 @@ pub fn visible(cmd: &Command) -> Command {
     if let Some(a) = cmd.get_long_about() {
         out = out.long_about(a.clone());
     }
+    // A built command's global flags (--log-level) are already copied into the subcommands
+    // that take them (not into clap's `help`); marked global again, they would spread there too.
     for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
-        out = out.arg(arg.clone());
+        out = out.arg(arg.clone().global(false));
     }
     for group in cmd.get_groups() {
         let members: Vec<_> = group

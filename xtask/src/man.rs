@@ -50,12 +50,29 @@ const ONE_SHOT_SIGNALS: &[Block] = &[P(
 /// Environment variables that set no option (so `get_env()` cannot list them), with the command
 /// that reads them. Each must be named in the help of one of that command's options, which is
 /// checked, so that a variable dropped from the code cannot linger here.
-const OTHER_ENV: &[(&str, &str, &str)] = &[(
-    "CAMSTREAM_AUTH",
-    "camstream serve",
-    "user:password: one more user for HTTP Basic authentication, besides those of --auth-file. \
-     A password has no flag because command lines are visible to every local user (ps).",
-)];
+const OTHER_ENV: &[(&str, &str, &str)] = &[
+    (
+        "CAMSTREAM_AUTH",
+        "camstream serve",
+        "user:password: one more user for HTTP Basic authentication, besides those of --auth-file. \
+         A password has no flag because command lines are visible to every local user (ps).",
+    ),
+    (
+        "RUST_LOG",
+        "camstream",
+        "What to log when --log-level is not given, in env_logger's syntax: a level (error, warn, \
+         info, debug, trace) or module=level pairs, e.g. camstream::server=debug. The default \
+         is warn.",
+    ),
+    (
+        "JOURNAL_STREAM",
+        "camstream",
+        "Set by systemd when standard error goes to the journal. When it names camstream's \
+         standard error, every log line starts with its syslog priority (<3> error, <4> \
+         warning, <5> notice, <6> info, <7> debug), so journalctl -p warning shows the \
+         warnings and errors only.",
+    ),
+];
 
 fn extra(path: &str) -> Extra {
     match path {
@@ -125,6 +142,7 @@ fn extra(path: &str) -> Extra {
                 ),
                 ("camstream serve --max-clients 3 --send-timeout 5s", "At most 3 viewers; a viewer that accepts no data for 5 seconds is disconnected."),
                 ("camstream serve --listen 127.0.0.1:0", "Listen on a free port; the address actually bound is printed on standard output."),
+                ("camstream serve --log-level debug", "Also log each connection and viewer, by address, and each viewer refused or evicted, on standard error (the default shows warnings and errors only)."),
                 ("CAMSTREAM_SOURCE=camera:1 CAMSTREAM_LISTEN=127.0.0.1:8081 camstream serve", "The same settings from the environment, as in a service file."),
                 ("ffmpeg -f mpjpeg -i http://127.0.0.1:8080/stream -t 10 -c copy clip.mkv", "Record 10 seconds of the stream without re-encoding."),
             ],
@@ -212,7 +230,7 @@ fn check_other_env(root: &Command) -> Result<(), String> {
 
 /// The (visible) command whose bin name is `path`.
 fn find<'a>(cmd: &'a Command, path: &str) -> Option<&'a Command> {
-    if cmd.get_bin_name() == Some(path) {
+    if cmd.get_bin_name().unwrap_or_else(|| cmd.get_name()) == path {
         return Some(cmd);
     }
     shown_subcommands(cmd).find_map(|s| find(s, path))

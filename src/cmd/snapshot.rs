@@ -17,13 +17,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use tempfile::NamedTempFile;
 
 use crate::cli::SnapshotArgs;
+use crate::cmd::source_settings;
 use crate::encoder::Encoder;
 use crate::frame::RawFrame;
 use crate::settings::{SourceSettings, SourceSpec};
 use crate::source;
 
 pub fn run(args: &SnapshotArgs) -> Result<()> {
-    let settings = SourceSettings::from(&args.source);
+    let settings = source_settings(&args.source);
     // Check the destination before touching the camera, so a typo fails fast.
     let out = Output::prepare(&args.out)?;
     let jpeg = capture_one(&settings, args.skip)?;
