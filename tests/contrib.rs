@@ -791,19 +791,8 @@ fn screenshot(chromium: &Path, url: &str) -> (usize, usize, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("shot.jpeg");
     let mut cmd = Command::new(chromium);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--hide-scrollbars",
-        "--window-size=800,700",
-        "--timeout=5000",
-    ]);
+    cmd.args(util::HEADLESS_CHROMIUM)
+        .args(["--window-size=800,700", "--timeout=5000"]);
     cmd.arg(format!(
         "--user-data-dir={}",
         dir.path().join("profile").display()

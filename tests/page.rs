@@ -71,18 +71,8 @@ impl Browser {
         let (cmd_read, to_chromium) = pipe();
         let (answer_read, answer_write) = pipe();
         let mut cmd = Command::new(chromium);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-            "--hide-scrollbars",
-            "--remote-debugging-pipe",
-        ]);
+        cmd.args(util::HEADLESS_CHROMIUM)
+            .arg("--remote-debugging-pipe");
         cmd.arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())

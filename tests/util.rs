@@ -509,6 +509,20 @@ pub fn tool(name: &str, debian_package: &str) -> Option<PathBuf> {
     found
 }
 
+/// Chromium's flags for a quiet headless run in a test: no sandbox (CI runs as root), no GPU,
+/// nothing fetched in the background, no scrollbars in screenshots.
+pub const HEADLESS_CHROMIUM: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--hide-scrollbars",
+];
+
 /// A TCP port that was free a moment ago, for a server that must be given one.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
