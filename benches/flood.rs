@@ -35,7 +35,7 @@
 //! each server is killed at the end of its scenario (also on panic, by a drop guard).
 
 mod common;
-use common::{fds, percentile, raise_fd_limit, rss_mb, threads, Proc};
+use common::{banner_addr, fd_count, percentile, raise_fd_limit, rss_mb, thread_count, Proc};
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -225,12 +225,7 @@ fn start_server(bin: &Path, extra: &[&str], tmp: &Path, tag: &str) -> Result<Sta
         Ok(Some(Ok(l))) => l,
         _ => return Err(format!("no start line; stderr: {}", proc.stderr_tail())),
     };
-    let addr: SocketAddr = banner
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| format!("no address in {banner:?}"))?;
+    let addr = banner_addr(&banner).ok_or_else(|| format!("no address in {banner:?}"))?;
     assert!(addr.ip().is_loopback());
     let deadline = Instant::now() + Duration::from_secs(15);
     while get(addr, "/healthz", None).map(|r| r.0) != Some(200) {
@@ -388,7 +383,7 @@ fn sampler(pid: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<(f64, usize)> 
         let deadline = Instant::now() + Duration::from_secs(700);
         while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
             rss = rss.max(rss_mb(pid).0);
-            th = th.max(threads(pid));
+            th = th.max(thread_count(pid));
             thread::sleep(Duration::from_millis(100));
         }
         (rss, th)
@@ -622,7 +617,7 @@ fn run_scenario(sc: Scenario, o: &Opts, tmp: &Path) -> Result<(), String> {
     let mut metrics = || get(addr, "/metrics", None).map(|(s, b)| (s, conns(&b)));
     let mut viewer = || first_frame(addr).map(|s| (s, None));
 
-    let base_fds = fds(pid);
+    let base_fds = fd_count(pid);
     let before = measure(
         "before",
         pid,
@@ -674,7 +669,7 @@ fn run_scenario(sc: Scenario, o: &Opts, tmp: &Path) -> Result<(), String> {
     let mut settled = None;
     while t1.elapsed() < Duration::from_secs(30) {
         let c = get(addr, "/metrics", None).and_then(|(_, b)| conns(&b));
-        if c == Some(1.0) && fds(pid) <= base_fds {
+        if c == Some(1.0) && fd_count(pid) <= base_fds {
             settled = Some(t1.elapsed().as_secs_f64());
             break;
         }

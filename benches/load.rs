@@ -23,7 +23,7 @@
 //! connect() to the status line is taken (camstream must answer 503 at once).
 
 mod common;
-use common::{median, percentile, raise_fd_limit, rss_mb, threads, Proc};
+use common::{banner_addr, median, percentile, raise_fd_limit, rss_mb, thread_count, Proc};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -159,11 +159,7 @@ fn start_camstream(max_clients: usize, tmp: &Path) -> Result<(Proc, SocketAddr),
         }
     };
     // camstream: serving pattern on http://127.0.0.1:PORT/ (...)
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse::<SocketAddr>().ok())
+    let addr = banner_addr(&line)
         .ok_or_else(|| format!("cannot find the address in camstream's first line: {line:?}"))?;
     assert!(addr.ip().is_loopback());
     Ok((proc, addr))
@@ -908,7 +904,7 @@ fn run_level(
     let (cpu1, me1, mach1) = (cpu_seconds(&pid_s), cpu_seconds("self"), machine_cpu());
     let frames1 = crowd.frames();
     let (rss, hwm) = rss_mb(pid);
-    let nthreads = threads(pid);
+    let nthreads = thread_count(pid);
     let state1 = if kind == Kind::Camstream {
         state_totals(addr)
     } else {
@@ -1032,7 +1028,7 @@ fn run_idle(kind: Kind, o: &Opts, tmp: &Path, video: Option<&Path>) -> Result<Id
     let (c1, f1) = (cpu_seconds(&pid.to_string()), cpu_seconds_schedstat(pid));
     let secs = t0.elapsed().as_secs_f64();
     let (rss, _) = rss_mb(pid);
-    let th = threads(pid);
+    let th = thread_count(pid);
     drop(server);
     Ok(Idle {
         cpu_pct: (c1 - c0) / secs * 100.0,

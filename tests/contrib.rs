@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use clap::CommandFactory;
 
-use crate::util::{self, MjpegClient, Server};
+use crate::util::{self, free_port, tool, MjpegClient, Server};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -27,28 +27,6 @@ fn root() -> PathBuf {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// The path of a tool the test needs; `None` (after a note) when it is missing outside CI.
-fn tool(name: &str, debian_package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            !in_ci(),
-            "{name} is missing: CI must install the Debian package {debian_package} (.ci/deps)"
-        );
-        eprintln!("note: skipping, {name} is not installed (apt-get install {debian_package})");
-    }
-    found
 }
 
 /// A child process in its own process group; the whole group is killed on drop.
@@ -137,14 +115,6 @@ fn ok(o: &Output, what: &str) -> String {
     let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
     assert!(o.status.success(), "{what} failed ({}):\n{all}", o.status);
     all
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The camstream command tree with bin names set, as clap builds it.
@@ -821,19 +791,8 @@ fn screenshot(chromium: &Path, url: &str) -> (usize, usize, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("shot.jpeg");
     let mut cmd = Command::new(chromium);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--hide-scrollbars",
-        "--window-size=800,700",
-        "--timeout=5000",
-    ]);
+    cmd.args(util::HEADLESS_CHROMIUM)
+        .args(["--window-size=800,700", "--timeout=5000"]);
     cmd.arg(format!(
         "--user-data-dir={}",
         dir.path().join("profile").display()

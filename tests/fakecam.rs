@@ -1,5 +1,5 @@
 //! The real camera path (nokhwa enumeration, v4l streaming, MJPEG passthrough, YUYV encoding,
-//! unplug and stall handling) tested through a fake V4L2 camera: `tests/fakecam/fakecam.c`, an
+//! unplug and stall handling) tested through a fake V4L2 camera: `tests/fakecam/*.c`, an
 //! LD_PRELOAD library built here with the system C compiler. It needs `/dev/videoN` nodes for
 //! enumeration, made with mknod (root; CI runs as root) and removed again by each test.
 
@@ -10,22 +10,26 @@ use std::time::{Duration, Instant};
 
 use crate::util::{camstream, jpeg_dims, jpeg_not_uniform, wait_until, MjpegClient, Server};
 
+/// The fake camera's sources in tests/fakecam (see fakecam.h for what each holds).
+const FAKECAM_SOURCES: [&str; 5] = ["state.c", "jpeg.c", "scene.c", "v4l2.c", "interpose.c"];
+
 /// Builds libfakecam.so once per test run.
 fn library() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakecam/fakecam.c");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakecam");
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libfakecam.so");
+        // One invocation for all the files (they share fakecam.h), as the README shows.
         let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
             .args([
                 "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
             ])
             .arg(&out)
-            .arg(&src)
+            .args(FAKECAM_SOURCES.map(|f| dir.join(f)))
             .args(["-ldl", "-lm", "-pthread"])
             .status()
             .expect("a C compiler (cc) to build the fake camera");
-        assert!(st.success(), "building {} failed", src.display());
+        assert!(st.success(), "building {} failed", dir.display());
         out
     })
 }

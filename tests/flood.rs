@@ -1,6 +1,8 @@
 //! Issue 9, break 1: idle and slow-head floods must not lock anyone out at default settings;
 //! the per-address cap on connections still sending their head; refusals past the lingering
-//! bound still deliver their 503; and the flags that guard the connection layer.
+//! bound still deliver their 503; and the flags that guard the connection layer. Also the
+//! older floods: idle sockets plus a burst of viewers within the thread bound, the connection
+//! cap's 503 and the header timeout.
 //!
 //! Floods here are modest (hundreds of sockets, far past the old cap of max-clients + 64) so the
 //! tests run on a 2-core CI machine; `benches/flood.rs` holds 10,000 and measures latency.
@@ -14,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    self, camstream, fd_count, metric, parse_response, thread_count, wait_until, MjpegClient,
-    Response, Server, IO_TIMEOUT,
+    self, camstream, check_part, connect, fd_count, jpeg_dims, metric, next, parse_response,
+    pattern_server, thread_count, wait_until, watch, MjpegClient, Response, Server, IO_TIMEOUT,
 };
 
 /// Connects to `addr` from the loopback address `from` (127.0.0.0/8 is all loopback on Linux),
@@ -506,4 +508,219 @@ fn fewer_connections_than_viewers_is_a_usage_error() {
         err.contains("--max-connections") && err.contains("--max-clients"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floods of viewers, the connection cap and the header timeout
+// ---------------------------------------------------------------------------------------------
+
+/// Samples the thread count of `pid` until stopped; returns (max seen, samples).
+fn thread_sampler(pid: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<(usize, usize)> {
+    thread::spawn(move || {
+        let (mut max, mut n) = (0, 0);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+            max = max.max(util::thread_count(pid));
+            n += 1;
+            thread::sleep(Duration::from_millis(2));
+        }
+        (max, n)
+    })
+}
+
+#[test]
+fn a_flood_of_idle_connections_and_viewers_stays_within_the_thread_bound() {
+    let s = pattern_server(&[
+        "--max-clients",
+        "10",
+        "--max-connections",
+        "400",
+        "--header-timeout",
+        "30s",
+    ]);
+    let pid = s.pid();
+    let bound = banner_thread_bound(&s.banner);
+    let senders = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    assert_eq!(
+        bound,
+        4 + senders + 4,
+        "workers + senders + 4: {}",
+        s.banner
+    );
+    // Baseline once the server has answered a request and has a frame.
+    assert_eq!(s.get("/snapshot").status, 200);
+    let base_fds = util::fd_count(pid);
+    let base_threads = util::thread_count(pid);
+    assert!(
+        base_threads > 0 && base_threads <= bound,
+        "{base_threads} threads at rest"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = thread_sampler(pid, Arc::clone(&stop));
+
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        idle.push(connect(s.addr));
+        if i % 50 == 0 {
+            assert!(util::thread_count(pid) <= bound);
+        }
+    }
+    // Every idle socket is held by the server (counted), none costs a thread.
+    util::wait_until("300 idle connections to be accepted", || {
+        s.metric("camstream_connections") == 301.0
+    });
+    assert!(util::thread_count(pid) <= bound);
+
+    // 30 viewers at once: 10 get frames, 20 get 503 with Retry-After.
+    let addr = s.addr;
+    let floods: Vec<_> = (0..30)
+        .map(|_| {
+            thread::spawn(move || match MjpegClient::open(addr, "/stream", 1) {
+                Ok(mut c) => {
+                    let p = c.next_part().expect("an admitted viewer gets a part");
+                    assert_eq!(jpeg_dims(&p.body), (320, 240));
+                    Ok(c)
+                }
+                Err(r) => Err((r.status, r.header("retry-after").map(str::to_string))),
+            })
+        })
+        .collect();
+    // /metrics answers during the flood.
+    let m = s.get("/metrics");
+    assert_eq!(m.status, 200);
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for f in floods {
+        match f.join().unwrap() {
+            Ok(c) => admitted.push(c),
+            Err((status, retry)) => {
+                assert_eq!(status, 503);
+                assert!(retry.is_some(), "503 without Retry-After");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((admitted.len(), refused), (10, 20));
+    let m = s.get("/metrics").text();
+    assert_eq!(metric(&m, "camstream_viewers"), 10.0);
+    assert_eq!(metric(&m, "camstream_viewers_rejected_total"), 20.0);
+    for c in &mut admitted {
+        check_part(&next(c), 320, 240);
+    }
+    assert_eq!(s.get("/healthz").status, 200);
+    assert!(util::thread_count(pid) <= bound);
+
+    drop(admitted);
+    drop(idle);
+    util::wait_until("viewers to be gone", || {
+        s.metric("camstream_viewers") == 0.0
+    });
+    util::wait_until("connections to be released", || {
+        s.metric("camstream_connections") == 1.0
+    });
+    util::wait_until("fds back to the baseline", || {
+        util::fd_count(pid) <= base_fds
+    });
+    stop.store(true, Ordering::Release);
+    let (max_threads, samples) = sampler.join().unwrap();
+    assert!(samples >= 5, "only {samples} thread samples");
+    assert!(
+        max_threads <= bound,
+        "{max_threads} threads > bound {bound}"
+    );
+    // Every thread exists from the start (no thread per viewer): back to the baseline exactly.
+    let after = util::thread_count(pid);
+    assert!(
+        after <= bound && after <= base_threads,
+        "{after} threads after the flood (baseline {base_threads})"
+    );
+    // Still serving normally.
+    let mut c = watch(s.addr, "/stream");
+    check_part(&next(&mut c), 320, 240);
+}
+
+#[test]
+fn the_connection_cap_answers_503_and_frees_on_close() {
+    let s = pattern_server(&["--max-clients", "2", "--max-connections", "2"]);
+    // Viewers hold every slot (a connection still sending its head would make room instead).
+    let viewers: Vec<MjpegClient> = (0..2).map(|_| watch(s.addr, "/stream")).collect();
+    // The third sends nothing: the server answers at once and closes.
+    let mut third = connect(s.addr);
+    let mut buf = Vec::new();
+    third.read_to_end(&mut buf).expect("the 503 and a close");
+    let r = util::parse_response(&buf);
+    assert_eq!(r.status, 503, "{:?}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(r.text().lines().count(), 1);
+
+    drop(viewers);
+    // Once the server sees the viewers close, requests get through again.
+    let mut refused = 1;
+    util::wait_until("a free connection slot", || {
+        let r = get_allowing_reset(s.addr, "/healthz");
+        if r.status == 503 {
+            refused += 1;
+        }
+        r.status == 200
+    });
+    assert_eq!(
+        s.metric("camstream_connections_rejected_total"),
+        refused as f64
+    );
+}
+
+/// GET that reads to the end but accepts a reset after the response (see the test below).
+fn get_allowing_reset(addr: SocketAddr, path: &str) -> Response {
+    let mut c = connect(addr);
+    write!(c, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    match c.read_to_end(&mut buf) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !buf.is_empty() => {}
+        Err(e) => panic!("GET {path}: {e}"),
+    }
+    util::parse_response(&buf)
+}
+
+#[test]
+fn a_client_refused_by_the_connection_cap_gets_the_503_and_a_clean_close() {
+    let s = pattern_server(&["--max-clients", "2", "--max-connections", "2"]);
+    let _viewers: Vec<MjpegClient> = (0..2).map(|_| watch(s.addr, "/stream")).collect();
+    for i in 0..10 {
+        // Like any client: the request goes out right after connecting, then read until close.
+        let mut c = connect(s.addr);
+        c.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        let res = c.read_to_end(&mut buf);
+        assert!(
+            res.is_ok(),
+            "attempt {i}: {res:?} after {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        assert_eq!(util::parse_response(&buf).status, 503);
+    }
+}
+
+#[test]
+fn the_header_timeout_closes_slow_and_idle_connections() {
+    let s = pattern_server(&["--header-timeout", "1s"]);
+    let mut partial = connect(s.addr);
+    partial.write_all(b"GET /stream HTTP/1.1\r\nHost").unwrap();
+    let idle = connect(s.addr);
+    // The started request is answered 408; the silent one is just closed.
+    let mut buf = Vec::new();
+    partial
+        .read_to_end(&mut buf)
+        .expect("a 408 and a close, not a hang");
+    assert_eq!(util::parse_response(&buf).status, 408);
+    let mut buf = Vec::new();
+    (&idle).read_to_end(&mut buf).expect("a close, not a hang");
+    assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
+    util::wait_until("both connections released", || {
+        s.metric("camstream_connections") == 1.0
+    });
+    assert_eq!(s.metric("camstream_viewers_accepted_total"), 0.0);
 }

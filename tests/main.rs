@@ -1,10 +1,12 @@
 //! Integration tests, compiled as one binary so the helpers are built once. They run the real
 //! `camstream` binary; none needs a camera, and servers listen on 127.0.0.1 port 0.
 
+mod admission;
 mod auth_flood;
 mod cli;
 mod clients;
 mod contrib;
+mod endpoints;
 mod fakecam;
 mod files;
 mod flood;
@@ -13,7 +15,8 @@ mod logging;
 mod package;
 mod page;
 mod relay;
-mod serve;
+mod shutdown;
 mod soak;
+mod streaming;
 mod unread;
 mod util;

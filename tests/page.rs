@@ -32,52 +32,6 @@ const RECOVERY: Duration = Duration::from_secs(5);
 
 const PATTERN: [&str; 4] = ["--source", "pattern", "--size", "320x240"];
 
-/// Chromium's path; `None` (after a note) when it is missing outside CI.
-fn chromium() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("chromium"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "chromium is missing: CI must install it (.ci/deps)");
-        eprintln!("note: skipping, chromium is not installed (apt-get install chromium)");
-    }
-    found
-}
-
-/// `camstream serve --listen ADDR ARGS`, for a restart on the address a first server had.
-fn serve_on(addr: SocketAddr, args: &[&str]) -> Server {
-    let mut cmd = util::camstream();
-    cmd.arg("serve")
-        .arg("--listen")
-        .arg(addr.to_string())
-        .args(args);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start camstream serve");
-    let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    out.read_line(&mut banner).expect("read the ready line");
-    assert!(banner.contains(&format!("http://{addr}/")), "{banner:?}");
-    let out: Box<dyn std::io::Read + Send> = Box::new(out);
-    for pipe in [stderr, out] {
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                eprintln!("[serve] {line}");
-            }
-        });
-    }
-    Server {
-        child,
-        addr,
-        banner,
-    }
-}
-
 /// A pipe (read end, write end), both closed on exec (std::io::pipe is newer than our MSRV).
 fn pipe() -> (File, File) {
     let mut fds = [0; 2];
@@ -117,18 +71,8 @@ impl Browser {
         let (cmd_read, to_chromium) = pipe();
         let (answer_read, answer_write) = pipe();
         let mut cmd = Command::new(chromium);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-            "--hide-scrollbars",
-            "--remote-debugging-pipe",
-        ]);
+        cmd.args(util::HEADLESS_CHROMIUM)
+            .arg("--remote-debugging-pipe");
         cmd.arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())
@@ -343,7 +287,7 @@ impl Drop for SlotHolder {
 
 #[test]
 fn page_streams_again_after_a_restart() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = util::tool("chromium", "chromium") else {
         return;
     };
     let server = Server::start(&PATTERN);
@@ -364,7 +308,7 @@ fn page_streams_again_after_a_restart() {
     assert!(down.frames >= live.frames);
     page.screenshot("down");
 
-    let server = serve_on(addr, &PATTERN);
+    let server = Server::start_on(addr, &PATTERN);
     let restarted = Instant::now();
     let back = page.wait_for("moving frames after the restart", RECOVERY, |s| {
         s.state == "live" && s.frames >= down.frames + 5
@@ -381,7 +325,7 @@ fn page_streams_again_after_a_restart() {
 
 #[test]
 fn page_reconnects_a_stream_that_stalls() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = util::tool("chromium", "chromium") else {
         return;
     };
     let server = Server::start(&PATTERN);
@@ -408,7 +352,7 @@ fn page_reconnects_a_stream_that_stalls() {
 
 #[test]
 fn page_explains_a_full_server_and_takes_the_slot_that_frees() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = util::tool("chromium", "chromium") else {
         return;
     };
     let server = Server::start(&[&PATTERN[..], &["--max-clients", "1"]].concat());

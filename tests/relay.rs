@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,40 +18,12 @@ use std::time::{Duration, Instant};
 use camstream::encoder::Encoder;
 use camstream::frame::{Chroma, Planar};
 
-use crate::util::{self, metric, wait_until, MjpegClient, Part, Server, IO_TIMEOUT};
+use crate::util::{
+    self, free_port, metric, tool, wait_until, MjpegClient, Part, Server, IO_TIMEOUT,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// The path of a tool; `None` (after a note) when it is missing outside CI.
-fn tool(name: &str, debian_package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .chain([PathBuf::from("/usr/sbin")])
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            !in_ci(),
-            "{name} is missing: CI must install the Debian package {debian_package} (.ci/deps)"
-        );
-        eprintln!("note: skipping, {name} is not installed (apt-get install {debian_package})");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process in its own process group, killed (the whole group) on drop.
 struct Guard(Child);
@@ -119,13 +91,7 @@ impl Node {
                 eprintln!("[serve] {line}");
             }
         });
-        // "serving SOURCE on http://ADDR/ (...)": the source may be a URL too.
-        let addr = banner
-            .split(" on http://")
-            .nth(1)
-            .and_then(|w| w.split('/').next())
-            .and_then(|w| w.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {banner:?}"));
+        let addr = util::banner_addr(&banner).unwrap_or_else(|| panic!("no address in {banner:?}"));
         Node { guard, addr, log }
     }
 

@@ -1,14 +1,20 @@
-//! Test helpers: running the binary with a clean environment, a `serve` fixture on port 0, and
-//! small raw HTTP and MJPEG clients with timeouts on every socket.
+//! Test helpers: running the binary with a clean environment, a `serve` fixture on port 0, small
+//! raw HTTP and MJPEG clients with timeouts on every socket, checks of stream parts, and finding
+//! the external tools a test needs. `util/process.rs` is shared with the benchmarks.
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use process::{banner_addr, fd_count, thread_count};
 
 /// Upper bound for any single network read or wait in tests; generous so a loaded CI machine
 /// never fails a test on timing, while a real hang still ends the test.
@@ -42,10 +48,20 @@ impl Server {
     }
 
     /// Like [`Server::start`] with a prepared command (extra environment, say).
-    pub fn start_with(mut cmd: Command, args: &[&str]) -> Server {
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args);
+    pub fn start_with(cmd: Command, args: &[&str]) -> Server {
+        Self::spawn(cmd, "127.0.0.1:0", args)
+    }
+
+    /// Starts `camstream serve --listen ADDR ARGS` on a given address (a restart on the address
+    /// a first server had, say) and checks that it is the address it serves on.
+    pub fn start_on(addr: SocketAddr, args: &[&str]) -> Server {
+        let s = Self::spawn(camstream(), &addr.to_string(), args);
+        assert_eq!(s.addr, addr, "{:?}", s.banner);
+        s
+    }
+
+    fn spawn(mut cmd: Command, listen: &str, args: &[&str]) -> Server {
+        cmd.arg("serve").args(["--listen", listen]).args(args);
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
@@ -68,18 +84,7 @@ impl Server {
                 eprintln!("[serve] {line}");
             }
         });
-        // "... serving SOURCE on http://ADDR/ ..."; a relay's SOURCE is a URL too.
-        let url = banner
-            .split(" on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .filter(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {banner:?}"));
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap();
+        let addr = banner_addr(&banner).unwrap_or_else(|| panic!("no URL in {banner:?}"));
         Server {
             child,
             addr,
@@ -107,7 +112,7 @@ impl Server {
         limit: Duration,
     ) -> Option<std::process::ExitStatus> {
         // SAFETY: kill() with a child pid we own.
-        unsafe { libc_kill(self.child.id() as i32, sig) };
+        unsafe { libc::kill(self.child.id() as i32, sig) };
         let deadline = Instant::now() + limit;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -123,18 +128,12 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        process::stop(&mut self.child, Duration::ZERO);
     }
 }
 
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-pub const SIGINT: i32 = 2;
-pub const SIGTERM: i32 = 15;
+pub const SIGINT: i32 = libc::SIGINT;
+pub const SIGTERM: i32 = libc::SIGTERM;
 
 /// Polls `cond` until it holds, at most [`IO_TIMEOUT`]; for waiting on a state the server
 /// reaches asynchronously (never as a substitute for a readiness signal the server gives).
@@ -321,20 +320,6 @@ impl MjpegClient {
     }
 }
 
-/// Threads of a process, from /proc.
-pub fn thread_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Open file descriptors of a process, from /proc.
-pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// Decodes a JPEG and returns its size; panics if it is not a complete, valid JPEG.
 pub fn jpeg_dims(data: &[u8]) -> (usize, usize) {
     let img = camstream::encoder::decode_gray(data).expect("a decodable JPEG");
@@ -396,4 +381,192 @@ pub fn detached_app(auth_env: Option<&str>) -> camstream::server::App {
     let app = camstream::server::App::new(settings).expect("app");
     app.slot.close();
     app
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving the pattern, and what a stream part must be
+// ---------------------------------------------------------------------------------------------
+
+/// `serve --source pattern --size 320x240 EXTRA...`
+pub fn pattern_server(extra: &[&str]) -> Server {
+    let mut args = vec!["--source", "pattern", "--size", "320x240"];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Opens a stream that must be admitted.
+pub fn watch(addr: SocketAddr, path: &str) -> MjpegClient {
+    match MjpegClient::open(addr, path, 1) {
+        Ok(c) => c,
+        Err(r) => panic!(
+            "GET {path}: expected a stream, got {} {:?}",
+            r.status,
+            r.text()
+        ),
+    }
+}
+
+pub fn next(c: &mut MjpegClient) -> Part {
+    c.next_part().expect("a stream part")
+}
+
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Parses an `X-Timestamp` value, which must be `<secs>.<6 digits>`.
+pub fn parse_timestamp(v: &str) -> f64 {
+    let (secs, micros) = v
+        .split_once('.')
+        .unwrap_or_else(|| panic!("X-Timestamp {v:?} has no '.'"));
+    assert!(
+        !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()),
+        "X-Timestamp {v:?}"
+    );
+    assert!(
+        micros.len() == 6 && micros.bytes().all(|b| b.is_ascii_digit()),
+        "X-Timestamp {v:?}: want 6 digits"
+    );
+    v.parse().unwrap()
+}
+
+/// Checks one stream part: a JPEG of `w`x`h` with a sane, current X-Timestamp. Returns the
+/// timestamp.
+pub fn check_part(p: &Part, w: usize, h: usize) -> f64 {
+    assert_eq!(
+        p.headers.get("content-type").map(String::as_str),
+        Some("image/jpeg"),
+        "{:?}",
+        p.headers
+    );
+    let len: usize = p.headers["content-length"].parse().unwrap();
+    assert_eq!(len, p.body.len());
+    assert_eq!(jpeg_dims(&p.body), (w, h));
+    let ts = parse_timestamp(p.headers.get("x-timestamp").expect("part X-Timestamp"));
+    // A sanity check of the clock it comes from (wall clock, Unix seconds), not a latency bound.
+    assert!(
+        (ts - now_secs()).abs() < 60.0,
+        "X-Timestamp {ts} is not about now ({})",
+        now_secs()
+    );
+    ts
+}
+
+/// A client socket with a tiny receive buffer that asks for `path` and then never reads.
+pub fn stalled_viewer(addr: SocketAddr, path: &str) -> TcpStream {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect_timeout(&addr.into(), IO_TIMEOUT)
+        .expect("connect");
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    s
+}
+
+/// Reads everything left on a stream socket; the server must have closed it (EOF, or a reset
+/// for a socket it closed with data unread), not merely gone quiet.
+pub fn assert_closed_by_server(mut r: impl Read, who: &str) {
+    let mut rest = Vec::new();
+    match r.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("{who}: the server did not close the stream: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// External tools
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `cmd` with null stdin, collecting stdout and stderr; kills it after `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// True on CI, where a missing tool is an error rather than a reason to skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The path of a tool a test needs (looked up in PATH, then /usr/sbin and /sbin, where Debian
+/// puts nginx); `None` (after a note) when it is missing outside CI.
+pub fn tool(name: &str, debian_package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{name} is missing: CI must install the Debian package {debian_package} (.ci/deps)"
+        );
+        eprintln!("note: skipping, {name} is not installed (apt-get install {debian_package})");
+    }
+    found
+}
+
+/// Chromium's flags for a quiet headless run in a test: no sandbox (CI runs as root), no GPU,
+/// nothing fetched in the background, no scrollbars in screenshots.
+pub const HEADLESS_CHROMIUM: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--hide-scrollbars",
+];
+
+/// A TCP port that was free a moment ago, for a server that must be given one.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

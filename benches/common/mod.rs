@@ -1,11 +1,19 @@
-//! Helpers shared by the benchmarks: statistics, the server process guard, /proc readings.
+//! Helpers shared by the benchmarks: statistics, the server process guard, /proc readings. The
+//! start-line parser, the way a child is stopped and the /proc counts are the tests' own
+//! (tests/util/process.rs), so that tests and benches read the server the same way.
 
 // Each bench uses its own share of these.
 #![allow(dead_code)]
 
+#[path = "../../tests/util/process.rs"]
+mod process;
+// Like the rest of this module: each bench uses its own share.
+#[allow(unused_imports)]
+pub use process::{banner_addr, fd_count, thread_count};
+
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The median of `v` (sorted in place); NaN when empty.
 pub fn median(v: &mut [f64]) -> f64 {
@@ -50,21 +58,7 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        process::stop(&mut self.child, Duration::from_millis(1500));
     }
 }
 
@@ -80,18 +74,6 @@ pub fn rss_mb(pid: u32) -> (f64, f64) {
             .unwrap_or(f64::NAN)
     };
     (get("VmRSS:"), get("VmHWM:"))
-}
-
-pub fn threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-pub fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 /// Raises this process's soft open-file limit to `want` (the hard limit too if allowed);
