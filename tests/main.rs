@@ -2,6 +2,7 @@
 //! `camstream` binary; none needs a camera, and servers listen on 127.0.0.1 port 0.
 
 mod auth_flood;
+mod camera_skip;
 mod cli;
 mod clients;
 mod contrib;
