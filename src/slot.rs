@@ -352,7 +352,10 @@ mod tests {
             c.fetch_add(1, Ordering::SeqCst);
         });
         slot.set_listeners(vec![l]).unwrap();
-        assert!(slot.set_listeners(Vec::new()).is_err(), "listeners are set once");
+        assert!(
+            slot.set_listeners(Vec::new()).is_err(),
+            "listeners are set once"
+        );
         slot.publish(frame(1));
         slot.publish(frame(2));
         slot.close();
