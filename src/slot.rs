@@ -2,18 +2,19 @@
 //! into and every viewer reads from.
 //!
 //! Reading is an `ArcSwapOption` load, so publishing never waits for readers and a slow reader
-//! simply finds a newer frame next time (it skips the ones in between). Readers that want the
-//! next frame sleep on a futex over a generation counter that every publish bumps: one publish
-//! wakes every waiter with one system call, and no waiter has to take a lock to go on (a
-//! condition variable would make hundreds of viewers queue up on its mutex for every frame).
-//! The slot also counts who is watching, so the capture loop encodes only while somebody wants
-//! frames. Threads that sleep in epoll instead (the stream senders) register a listener that
-//! wakes them.
+//! simply finds a newer frame next time (it skips the ones in between). The stream senders
+//! sleep in epoll, not here: they are woken by the listeners fixed when the server starts
+//! ([`FrameSlot::set_listeners`]), which every publish calls without taking a lock. A thread
+//! that wants to block until the next frame (`wait_newer`: tests, `snapshot`-style callers)
+//! sleeps on a `Condvar`; nothing in the server does so per frame, so the mutex is taken only
+//! while somebody actually waits. The slot also counts who is watching, so the capture loop
+//! encodes only while somebody wants frames.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Result};
 use arc_swap::ArcSwapOption;
 
 use crate::frame::Frame;
@@ -43,11 +44,15 @@ pub struct FrameSlot {
     born: Instant,
     /// Milliseconds after `born` until which frames are wanted without a watcher.
     interest_until: AtomicU64,
-    /// Bumped after every publish and on close; waiters sleep while it keeps its value.
-    generation: AtomicU32,
     closed: AtomicBool,
     watchers: AtomicUsize,
-    listeners: Mutex<Vec<Listener>>,
+    /// Set once, before any viewer arrives; a publish reads it without a lock.
+    listeners: OnceLock<Box<[Listener]>>,
+    /// Threads inside [`FrameSlot::wait_newer`]. A publish takes `sleep`'s lock and notifies
+    /// only when this is above zero, so with nobody blocked it costs no lock and no syscall.
+    sleepers: AtomicUsize,
+    sleep: Mutex<()>,
+    wake: Condvar,
 }
 
 impl Default for FrameSlot {
@@ -56,10 +61,12 @@ impl Default for FrameSlot {
             latest: ArcSwapOption::empty(),
             born: Instant::now(),
             interest_until: AtomicU64::new(0),
-            generation: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             watchers: AtomicUsize::new(0),
-            listeners: Mutex::default(),
+            listeners: OnceLock::new(),
+            sleepers: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
+            wake: Condvar::new(),
         }
     }
 }
@@ -75,31 +82,34 @@ impl FrameSlot {
         self.interest_until.fetch_max(until, Ordering::Relaxed);
     }
 
+    /// Fixes the functions called after every publish and on close. Done once, by the server
+    /// as it starts its senders (before any viewer is taken, so a publish before it has nobody
+    /// to wake); a second call fails.
+    pub fn set_listeners(&self, listeners: Vec<Listener>) -> Result<()> {
+        if self.listeners.set(listeners.into_boxed_slice()).is_err() {
+            bail!("the frame slot's listeners are already set");
+        }
+        Ok(())
+    }
+
     /// Makes `frame` the newest frame and wakes every waiting reader.
     pub fn publish(&self, frame: Frame) {
         self.latest.store(Some(Arc::new(frame)));
-        // Bumped after the store: a waiter that saw the old generation either sees the new frame
-        // on its re-check or finds the generation changed and does not sleep.
-        self.generation.fetch_add(1, Ordering::Release);
-        futex::wake_all(&self.generation);
-        self.notify_listeners();
+        self.wake_all();
     }
 
-    /// Registers `f` to be called after every publish and on close.
-    pub fn on_publish(&self, f: Listener) {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(f);
-    }
-
-    fn notify_listeners(&self) {
-        for f in self
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+    /// Wakes the threads in [`FrameSlot::wait_newer`] and calls the listeners, after a
+    /// publish or the close.
+    fn wake_all(&self) {
+        // Pairs with the fence in `wait_newer`: either this load sees its sleeper count, or
+        // that sleeper's check sees the frame (or the close) stored above. The lock is taken
+        // so that a sleeper between its check and its wait cannot miss the notification.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            drop(self.sleep.lock().unwrap_or_else(|e| e.into_inner()));
+            self.wake.notify_all();
+        }
+        for f in self.listeners.get().into_iter().flatten() {
             f();
         }
     }
@@ -113,32 +123,38 @@ impl FrameSlot {
     /// passes, or the slot is closed. Sleeps meanwhile; never polls.
     pub fn wait_newer(&self, after: Option<u64>, timeout: Duration) -> Wait {
         let deadline = Instant::now() + timeout;
-        loop {
-            let generation = self.generation.load(Ordering::Acquire);
+        let mut guard = self.sleep.lock().unwrap_or_else(|e| e.into_inner());
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let outcome = loop {
             if self.closed.load(Ordering::Acquire) {
-                return Wait::Closed;
+                break Wait::Closed;
             }
             if let Some(f) = self
                 .latest
                 .load_full()
                 .filter(|f| after.is_none_or(|s| f.seq > s))
             {
-                return Wait::Frame(f);
+                break Wait::Frame(f);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Wait::Timeout;
+                break Wait::Timeout;
             }
-            futex::wait(&self.generation, generation, deadline - now);
-        }
+            // Spurious wake-ups and timeouts both just lead to the re-check above.
+            guard = match self.wake.wait_timeout(guard, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        };
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        outcome
     }
 
     /// Wakes every reader for good: later waits return [`Wait::Closed`] at once.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.generation.fetch_add(1, Ordering::Release);
-        futex::wake_all(&self.generation);
-        self.notify_listeners();
+        self.wake_all();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -169,44 +185,6 @@ pub struct WatchGuard {
 impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.slot.watchers.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The two futex operations the slot needs (Linux; camstream's cameras are V4L2 anyway).
-mod futex {
-    use std::sync::atomic::AtomicU32;
-    use std::time::Duration;
-
-    /// Sleeps while `*word == expected`, at most `timeout`; may return early (spuriously).
-    pub fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-        };
-        // SAFETY: the address is a live AtomicU32 for the duration of the call; FUTEX_WAIT only
-        // reads it. Errors (EAGAIN: value changed, EINTR, ETIMEDOUT) all mean "re-check".
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                expected,
-                &ts as *const libc::timespec,
-            );
-        }
-    }
-
-    /// Wakes every thread sleeping on `word`.
-    pub fn wake_all(word: &AtomicU32) {
-        // SAFETY: as above; FUTEX_WAKE does not touch the memory.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                i32::MAX,
-            );
-        }
     }
 }
 
@@ -314,6 +292,33 @@ mod tests {
     }
 
     #[test]
+    fn no_wake_up_is_lost_when_publish_races_the_wait() {
+        // Each frame is published the moment the reader has taken the previous one, so the
+        // publish lands anywhere from before the reader's check to after it fell asleep. A lost
+        // wake-up would show as a timeout.
+        let slot = Arc::new(FrameSlot::new());
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        let reader = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || {
+                for s in 1..=2000 {
+                    match slot.wait_newer(Some(s - 1), Duration::from_secs(10)) {
+                        Wait::Frame(f) => assert_eq!(f.seq, s),
+                        other => panic!("frame {s}: {other:?}"),
+                    }
+                    tx.send(()).unwrap();
+                }
+            })
+        };
+        for s in 1..=2000 {
+            slot.publish(frame(s));
+            rx.recv().unwrap();
+        }
+        reader.join().unwrap();
+        assert_eq!(slot.sleepers.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn waiting_readers_wake_on_close() {
         let slot = Arc::new(FrameSlot::new());
         let reader = {
@@ -343,9 +348,14 @@ mod tests {
         let slot = FrameSlot::new();
         let calls = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&calls);
-        slot.on_publish(Box::new(move || {
+        let l: Listener = Box::new(move || {
             c.fetch_add(1, Ordering::SeqCst);
-        }));
+        });
+        slot.set_listeners(vec![l]).unwrap();
+        assert!(
+            slot.set_listeners(Vec::new()).is_err(),
+            "listeners are set once"
+        );
         slot.publish(frame(1));
         slot.publish(frame(2));
         slot.close();

@@ -14,7 +14,7 @@ use crate::util::{camstream, jpeg_dims, jpeg_not_uniform, wait_until, MjpegClien
 const FAKECAM_SOURCES: [&str; 5] = ["state.c", "jpeg.c", "scene.c", "v4l2.c", "interpose.c"];
 
 /// Builds libfakecam.so once per test run.
-fn library() -> &'static Path {
+pub(crate) fn library() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakecam");
@@ -35,12 +35,12 @@ fn library() -> &'static Path {
 }
 
 /// Fake device nodes for one test; removed on drop. Each test uses its own numbers.
-struct Nodes(Vec<PathBuf>);
+pub(crate) struct Nodes(Vec<PathBuf>);
 
 impl Nodes {
     /// Creates /dev/videoN for each N, or returns None (with a note) where that is impossible
     /// outside CI. In CI a missing capability fails the test.
-    fn make(nums: &[u32]) -> Option<Nodes> {
+    pub(crate) fn make(nums: &[u32]) -> Option<Nodes> {
         let mut made = Vec::new();
         for n in nums {
             let path = PathBuf::from(format!("/dev/video{n}"));

@@ -3,6 +3,7 @@
 
 mod admission;
 mod auth_flood;
+mod camera_skip;
 mod cli;
 mod clients;
 mod contrib;

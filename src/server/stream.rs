@@ -30,7 +30,7 @@ use crate::server::http::{Outgoing, ReplyTo};
 use crate::server::permit::{Counter, Permit};
 use crate::server::routes::{self, SNAPSHOT_WAIT};
 use crate::server::viewers::{Ticket, ViewerJob};
-use crate::slot::WatchGuard;
+use crate::slot::{Listener, WatchGuard};
 
 /// The multipart boundary, declared without the leading `--`.
 pub const BOUNDARY: &str = "camstreamframe";
@@ -107,6 +107,7 @@ impl Senders {
     /// Starts `n` senders; each also wakes on every frame the slot publishes.
     pub fn start(app: &Arc<App>, n: usize) -> Result<Senders> {
         let mut lanes = Vec::with_capacity(n);
+        let mut listeners: Vec<Listener> = Vec::with_capacity(n);
         for i in 0..n {
             let poll = Poll::new().context("cannot create a poller")?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -116,7 +117,7 @@ impl Senders {
             let (w, n) = (Arc::clone(&waker), clients.clone());
             // A sender without clients has nothing to do with a frame (waking it costs tens of
             // microseconds on a VM); shutdown and new clients wake it directly.
-            app.slot.on_publish(Box::new(move || {
+            listeners.push(Box::new(move || {
                 if n.held() > 0 {
                     let _ = w.wake();
                 }
@@ -140,6 +141,7 @@ impl Senders {
                 thread: Mutex::new(Some(thread)),
             });
         }
+        app.slot.set_listeners(listeners)?;
         Ok(Senders { lanes })
     }
 

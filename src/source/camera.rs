@@ -5,7 +5,8 @@
 //! server needs: its `frame()` waits forever on a stalled camera (v4l's stream can poll with a
 //! timeout), and it hands back the whole mmap buffer ignoring `bytesused`. We pick the format
 //! ourselves from the camera's list, pass MJPEG through untouched (trimmed at its end marker) and
-//! split YUYV into planar 4:2:2 for the encoder without an RGB detour.
+//! split YUYV into planar 4:2:2 for the encoder without an RGB detour. While nobody watches, a
+//! frame is only dequeued (and so handed back to the driver): neither split nor copied.
 
 use std::collections::HashMap;
 use std::io;
@@ -327,6 +328,8 @@ pub struct Camera {
     stream: Option<MmapStream<'static>>,
     _device: Device,
     bad: u64,
+    /// Frames turned into a [`RawFrame`] (YUYV split, MJPEG trimmed and copied).
+    converted: u64,
 }
 
 impl Camera {
@@ -418,7 +421,14 @@ impl Camera {
             stream: Some(stream),
             _device: dev,
             bad: 0,
+            converted: 0,
         })
+    }
+
+    /// Frames turned into pictures so far; the others were skipped, only dequeued. (A test
+    /// shows with it that an unwatched YUYV camera costs no conversion.)
+    pub fn frames_converted(&self) -> u64 {
+        self.converted
     }
 
     fn read_error(&self, e: io::Error) -> anyhow::Error {
@@ -509,6 +519,7 @@ impl Source for Camera {
                     // Trim at the end marker: drivers pad, and some leave junk after it.
                     if let Some(n) = jpeg_len(data) {
                         if let Ok((width, height)) = jpeg_size(&data[..n]) {
+                            self.converted += 1;
                             return Ok(RawFrame::Jpeg {
                                 data: Arc::from(&data[..n]),
                                 width,
@@ -526,6 +537,7 @@ impl Source for Camera {
                         self.stride,
                         self.limited_range,
                     ) {
+                        self.converted += 1;
                         return Ok(RawFrame::Yuv(pic));
                     }
                 }
@@ -540,6 +552,18 @@ impl Source for Camera {
                 );
             }
         }
+    }
+
+    /// Dequeues one frame and hands its buffer straight back: with nobody watching, splitting
+    /// YUYV (a copy of the whole picture) or trimming and copying MJPEG would be thrown away.
+    /// A corrupt frame goes unnoticed here, but it would have been dropped just the same.
+    fn skip(&mut self) -> Result<()> {
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| anyhow!("camera stream is closed"))?;
+        let dequeued = stream.next().map(drop);
+        dequeued.map_err(|e| self.read_error(e))
     }
 
     fn needs_pacing(&self) -> bool {
