@@ -2,6 +2,7 @@
 //! `snapshot` see them only through [`Source`].
 
 pub mod camera;
+pub mod controls;
 pub mod file;
 pub mod pattern;
 pub mod relay;
