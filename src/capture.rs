@@ -486,6 +486,7 @@ mod tests {
             quality: 80,
             format: crate::settings::FormatChoice::Auto,
             timeout: Duration::from_secs(1),
+            controls: Vec::new(),
         }
     }
 

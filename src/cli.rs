@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::settings::{self, FormatChoice, LogLevel, Size, SourceSpec};
+use crate::source::controls::Assignment;
 
 /// Turn a camera into a bounded, observable MJPEG-over-HTTP service.
 #[derive(Debug, Parser)]
@@ -53,6 +54,9 @@ pub enum Command {
     /// is one per core, at most four (the capture thread, the connection thread, the main
     /// thread and the signal thread make the 4). The bound is printed at start.
     Serve(ServeArgs),
+    /// Show a camera's controls (focus, exposure, white balance…), or set them and show what
+    /// the camera accepted.
+    Controls(ControlsArgs),
     /// Hash a password (read from stdin) for a line `user:HASH` of an --auth-file.
     HashPassword,
 }
@@ -103,6 +107,34 @@ pub struct SourceArgs {
     #[arg(long, env = "CAMSTREAM_TIMEOUT", default_value = "5s", value_name = "DURATION",
           value_parser = settings::parse_duration)]
     pub timeout: Duration,
+
+    /// Set a camera control when the camera opens and again after every reconnect, e.g.
+    /// --control focus_automatic_continuous=0 --control focus_absolute=40 (applied in order;
+    /// names as `camstream controls` shows them, menu values by number or name). Repeatable;
+    /// CAMSTREAM_CONTROLS takes a comma-separated list. An unknown name or a value out of range
+    /// is a usage error when the camera is present at start, else a warning when it opens; a
+    /// control the camera refuses is a warning and the stream goes on.
+    #[arg(long = "control", env = "CAMSTREAM_CONTROLS", value_name = "NAME=VALUE",
+          value_delimiter = ',', value_parser = settings::parse_control)]
+    pub control: Vec<Assignment>,
+}
+
+#[derive(Debug, Args)]
+pub struct ControlsArgs {
+    /// The camera: camera (the first capture camera), camera:N, camera:/dev/videoN or a
+    /// /dev/v4l/by-id/... path.
+    #[arg(long, env = "CAMSTREAM_SOURCE", default_value = "camera", value_name = "SOURCE",
+          value_parser = settings::parse_source)]
+    pub source: SourceSpec,
+
+    /// Print JSON instead of text.
+    #[arg(long, env = "CAMSTREAM_JSON")]
+    pub json: bool,
+
+    /// Controls to set, in this order (so autofocus can be turned off before the focus is
+    /// set); then the values the camera accepted are printed (drivers clamp and round).
+    #[arg(value_name = "NAME=VALUE", value_parser = settings::parse_control)]
+    pub assignments: Vec<Assignment>,
 }
 
 #[derive(Debug, Args)]

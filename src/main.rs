@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::List(a) => cmd::list::run(a),
         Command::Snapshot(a) => cmd::snapshot::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Controls(a) => cmd::controls::run(a),
         Command::HashPassword => cmd::hash_password::run(),
     };
     match result {

@@ -97,6 +97,8 @@ pub struct SourceSettings {
     pub quality: u8,
     pub format: FormatChoice,
     pub timeout: Duration,
+    /// `--control` settings, applied in order whenever a camera opens.
+    pub controls: Vec<crate::source::controls::Assignment>,
 }
 
 impl SourceSettings {
@@ -188,6 +190,7 @@ impl ServeSettings {
                 quality: 80,
                 format: FormatChoice::Auto,
                 timeout: Duration::from_secs(5),
+                controls: Vec::new(),
             },
             listen: "127.0.0.1:0".parse().expect("literal address"),
             max_clients: 3,
@@ -203,6 +206,12 @@ impl ServeSettings {
             auth_exempt: Endpoints(vec!["healthz".into()]),
         }
     }
+}
+
+/// `--control NAME=VALUE`: the name is normalised (see [`crate::source::controls::normalise`]);
+/// whether the camera has it is checked when it is opened.
+pub fn parse_control(s: &str) -> Result<crate::source::controls::Assignment, String> {
+    s.parse()
 }
 
 /// Parses `--source`.

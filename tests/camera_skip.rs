@@ -71,6 +71,7 @@ fn child() {
             FormatChoice::Mjpeg
         },
         timeout: Duration::from_secs(5),
+        controls: Vec::new(),
     };
     let sel = CameraSelector::Path(device.into());
     let mut cam = Camera::open(&sel, &settings).unwrap();

@@ -364,6 +364,7 @@ pub fn detached_app(auth_env: Option<&str>) -> camstream::server::App {
             quality: 80,
             format: FormatChoice::Auto,
             timeout: Duration::from_secs(5),
+            controls: Vec::new(),
         },
         listen: "127.0.0.1:0".parse().unwrap(),
         max_clients: 3,

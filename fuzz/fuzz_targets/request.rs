@@ -29,6 +29,7 @@ fn app() -> &'static App {
                 quality: 80,
                 format: FormatChoice::Auto,
                 timeout: Duration::from_secs(5),
+                controls: Vec::new(),
             },
             listen: "127.0.0.1:0".parse().expect("literal address"),
             max_clients: 3,

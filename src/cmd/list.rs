@@ -1,4 +1,4 @@
-//! `camstream list`: the cameras, their stable names, formats, sizes and frame rates.
+//! `camstream list`: the cameras, their stable names, formats, sizes, frame rates and controls.
 
 use std::io::{self, Write};
 
@@ -64,6 +64,10 @@ fn write_text(out: &mut impl Write, cams: &[CameraInfo]) -> io::Result<()> {
                     fps.join(", ")
                 )?;
             }
+        }
+        if !c.controls.is_empty() {
+            writeln!(out, "  controls:")?;
+            crate::cmd::controls::write_text(out, &c.controls, "    ")?;
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Result;
 
 use crate::cli::ServeArgs;
-use crate::cmd::{source_settings, UsageError};
+use crate::cmd::{check_controls, source_settings, UsageError};
 use crate::logging::NOTICE;
 use crate::server::{auth, listener, stream, thread_bound, App, Server};
 use crate::settings::ServeSettings;
@@ -39,8 +39,10 @@ pub fn settings(a: &ServeArgs) -> Result<ServeSettings, String> {
         Some(n) => n as usize,
         None => listener::default_max_connections(max_clients),
     };
+    let source = source_settings(&a.source);
+    check_controls(&source)?;
     Ok(ServeSettings {
-        source: source_settings(&a.source),
+        source,
         listen: a.listen,
         max_clients,
         max_connections,

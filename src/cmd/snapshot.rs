@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tempfile::NamedTempFile;
 
 use crate::cli::SnapshotArgs;
-use crate::cmd::source_settings;
+use crate::cmd::{check_controls, source_settings, UsageError};
 use crate::encoder::Encoder;
 use crate::frame::RawFrame;
 use crate::settings::{SourceSettings, SourceSpec};
@@ -25,6 +25,10 @@ use crate::source;
 
 pub fn run(args: &SnapshotArgs) -> Result<()> {
     let settings = source_settings(&args.source);
+    check_controls(&settings).map_err(|message| UsageError {
+        command: "snapshot",
+        message,
+    })?;
     // Check the destination before touching the camera, so a typo fails fast.
     let out = Output::prepare(&args.out)?;
     let jpeg = capture_one(&settings, args.skip)?;

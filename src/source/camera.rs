@@ -28,6 +28,7 @@ use v4l::{Device, FourCC};
 use crate::encoder::jpeg_size;
 use crate::frame::{Chroma, Planar, RawFrame};
 use crate::settings::{CameraSelector, FormatChoice, SourceSettings};
+use crate::source::controls::{self, Control};
 use crate::source::file::jpeg_len;
 use crate::source::Source;
 
@@ -45,6 +46,8 @@ pub struct CameraInfo {
     pub driver: String,
     pub bus: String,
     pub formats: Vec<FormatInfo>,
+    /// Focus, exposure, white balance…: what `camstream controls` and `--control` can set.
+    pub controls: Vec<Control>,
     /// Why the device could not be inspected (e.g. permission denied), if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -117,16 +120,21 @@ pub fn enumerate() -> Result<Vec<CameraInfo>> {
                 driver: String::new(),
                 bus: String::new(),
                 formats: Vec::new(),
+                controls: Vec::new(),
                 error: None,
                 path,
             };
             match inspect(&cam.path) {
                 Ok(None) => return None, // not a video capture node
-                Ok(Some((caps, formats))) => {
+                Ok(Some((caps, formats, controls))) => {
                     cam.name = caps.card;
                     cam.driver = caps.driver;
                     cam.bus = caps.bus;
                     cam.formats = formats;
+                    match controls {
+                        Ok(c) => cam.controls = c,
+                        Err(e) => cam.error = Some(format!("cannot read the controls: {e}")),
+                    }
                 }
                 Err(e) => cam.error = Some(format!("{e:#}")),
             }
@@ -137,9 +145,12 @@ pub fn enumerate() -> Result<Vec<CameraInfo>> {
     Ok(cams)
 }
 
-/// Capabilities and formats of a node; `None` when it cannot capture video or has no device
-/// behind it (a stale node whose driver is gone).
-fn inspect(path: &Path) -> Result<Option<(v4l::Capabilities, Vec<FormatInfo>)>> {
+/// What [`inspect`] finds: capabilities, formats and controls (which can fail on their own).
+type Inspected = (v4l::Capabilities, Vec<FormatInfo>, io::Result<Vec<Control>>);
+
+/// Capabilities, formats and controls of a node; `None` when it cannot capture video or has no
+/// device behind it (a stale node whose driver is gone).
+fn inspect(path: &Path) -> Result<Option<Inspected>> {
     let dev = match Device::with_path(path) {
         Ok(d) => d,
         Err(e)
@@ -158,7 +169,7 @@ fn inspect(path: &Path) -> Result<Option<(v4l::Capabilities, Vec<FormatInfo>)>> 
     }
     let formats = formats_of(&dev)
         .with_context(|| format!("cannot read the formats of {}", path.display()))?;
-    Ok(Some((caps, formats)))
+    Ok(Some((caps, formats, controls::query(&dev))))
 }
 
 fn query_caps(dev: &Device, path: &Path) -> Result<v4l::Capabilities> {
@@ -307,6 +318,20 @@ fn resolve(sel: &CameraSelector) -> Result<PathBuf> {
     )
 }
 
+/// Opens the camera a selector names, without streaming, to read or set its controls
+/// (`camstream controls`, and checking `--control` at start).
+pub fn open_for_controls(sel: &CameraSelector) -> Result<(PathBuf, Device)> {
+    let path = resolve(sel)?;
+    let dev = Device::with_path(&path).map_err(|e| open_error(&path, e))?;
+    if !is_capture(&query_caps(&dev, &path)?) {
+        bail!(
+            "{} is not a video capture device (a metadata node? see camstream list)",
+            path.display()
+        );
+    }
+    Ok((path, dev))
+}
+
 /// The pixel layout being streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -326,7 +351,7 @@ pub struct Camera {
     timeout: Duration,
     /// Dropped before the device: it stops streaming and unmaps the buffers.
     stream: Option<MmapStream<'static>>,
-    _device: Device,
+    device: Device,
     bad: u64,
     /// Frames turned into a [`RawFrame`] (YUYV split, MJPEG trimmed and copied).
     converted: u64,
@@ -406,6 +431,13 @@ impl Camera {
         }
         // Not every driver supports frame-rate control; the camera then runs at its own rate.
         let _ = dev.set_params(&v4l::video::capture::Parameters::with_fps(settings.fps));
+        // Before streaming starts: some drivers refuse some controls while streaming. On every
+        // open, so that a replugged camera (back at its power-on values) gets them again.
+        controls::apply_at_open(
+            &dev,
+            &format!("camera {}", path.display()),
+            &settings.controls,
+        );
         let mut stream = MmapStream::with_buffers(&dev, Type::VideoCapture, 4)
             .map_err(|e| open_error(&path, e))
             .context("cannot map capture buffers")?;
@@ -419,7 +451,7 @@ impl Camera {
             limited_range: !matches!(applied.quantization, v4l::format::Quantization::FullRange),
             timeout: settings.timeout,
             stream: Some(stream),
-            _device: dev,
+            device: dev,
             bad: 0,
             converted: 0,
         })
@@ -572,6 +604,10 @@ impl Source for Camera {
 
     fn bad_frames(&self) -> u64 {
         self.bad
+    }
+
+    fn control_device(&self) -> Option<&Device> {
+        Some(&self.device)
     }
 }
 

@@ -341,18 +341,37 @@ fn describe(dev: &Device, d: Description) -> Control {
 }
 
 /// Sets the assignments one after the other (so autofocus can be turned off before the focus
-/// is set), checking each against the controls as they are just before it. Stops at the first
-/// failure. Returns the controls afterwards, with the values the driver accepted.
+/// is set). All names and values are checked first, so that a typo changes nothing; the first
+/// control the driver refuses stops the rest. Returns the controls afterwards, with the values
+/// the driver accepted.
 pub fn apply(dev: &Device, assignments: &[Assignment]) -> Result<Vec<Control>, SetError> {
     let driver = |control: &str| {
         let control = control.to_string();
         move |error| SetError::Driver { control, error }
     };
     let mut controls = query(dev).map_err(driver("(list)"))?;
+    let mut checked = Vec::with_capacity(assignments.len());
     for a in assignments {
         let (c, v) = resolve(&controls, a).map_err(SetError::Invalid)?;
-        set_one(dev, c, v).map_err(driver(&c.name))?;
-        controls = query(dev).map_err(driver(&a.name))?;
+        checked.push((c.name.clone(), v));
+    }
+    for (name, v) in checked {
+        let Some(c) = controls.iter().find(|c| c.name == name) else {
+            continue; // cannot happen: the list came from the same device
+        };
+        set_one(dev, c, v).map_err(|e| {
+            // uvcvideo refuses a manual control while its automatic one is on.
+            let hint = if c.inactive && e.raw_os_error() == Some(libc::EACCES) {
+                " (it is inactive: turn its automatic control off first)"
+            } else {
+                ""
+            };
+            SetError::Driver {
+                control: format!("{name}{hint}"),
+                error: e,
+            }
+        })?;
+        controls = query(dev).map_err(driver(&name))?;
     }
     Ok(controls)
 }

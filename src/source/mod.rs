@@ -38,6 +38,12 @@ pub trait Source: Send {
     fn bad_frames(&self) -> u64 {
         0
     }
+
+    /// The device whose controls (focus, exposure…) can be read and set while it streams
+    /// (see [`controls`]); `None` for sources without controls (pattern, file, relay).
+    fn control_device(&self) -> Option<&v4l::Device> {
+        None
+    }
 }
 
 /// Opens the source the settings name, within `--timeout` like a grab: a source whose opening

@@ -519,6 +519,7 @@ mod tests {
             quality: 80,
             format: FormatChoice::Auto,
             timeout: Duration::from_secs(5),
+            controls: Vec::new(),
         }
     }
 

@@ -82,8 +82,12 @@
  * Ioctls: QUERYCAP, ENUM_FMT, ENUM_FRAMESIZES and ENUM_FRAMEINTERVALS (discrete),
  * G/S/TRY_FMT, G/S_PARM, REQBUFS (MMAP, 2..32 buffers), QUERYBUF, QBUF, DQBUF,
  * STREAMON, STREAMOFF, ENUMINPUT, G/S_INPUT, G/S_PRIORITY, QUERYCTRL and
- * QUERY_EXT_CTRL (incl. NEXT_CTRL), G/S_CTRL, G/S/TRY_EXT_CTRLS (two integer
- * controls, Brightness and Contrast, stored but without effect on the picture),
+ * QUERY_EXT_CTRL (incl. NEXT_CTRL), QUERYMENU, G/S_CTRL, G/S/TRY_EXT_CTRLS (a UVC
+ * webcam's controls, stored but without effect on the picture: integers with
+ * steps, booleans, menus with gaps; focus_absolute, white_balance_temperature and
+ * exposure_time_absolute are INACTIVE, and writes to them EACCES, while their auto
+ * control is on; values are clamped and rounded to the step; "Exposure, Dynamic
+ * Framerate" is EBUSY while streaming; a replug restores the defaults),
  * FIONBIO/FIOCLEX/FIONCLEX/FIOASYNC (passed to the fd); everything else ENOTTY.
  * Single-planar capture with MMAP buffers only; read() on a device fd is EINVAL.
  */
@@ -123,6 +127,7 @@
 #define FC_MAXFPS 8
 #define FC_MAXBUF 32
 #define FC_MAXMAP 1024
+#define FC_NCTRL 10 /* the controls v4l2.c emulates */
 #define FC_FASTFDS 65536
 #define FC_EXPORT __attribute__((visibility("default")))
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -163,7 +168,7 @@ typedef struct {
     uint64_t unplugged_at, plug_frames;
     uint32_t frame_no;
     struct fc_ofile *owner;
-    int32_t ctrl[2];
+    int32_t ctrl[FC_NCTRL]; /* control values, in the order of v4l2.c's table */
     struct fc_scene *scene;
     int dir_known;
     dev_t dir_dev;
@@ -303,6 +308,7 @@ fc_scene_t *dev_scene(fc_dev_t *d, unsigned w, unsigned h);
 
 /* v4l2.c: V4L2 emulation */
 int fake_ioctl(int fd, unsigned long req, void *arg, int *handled);
+void fc_ctrl_reset(fc_dev_t *d); /* v4l2.c: power-on control values */
 
 #pragma GCC visibility pop
 

@@ -317,8 +317,7 @@ static void dev_reset_format(fc_dev_t *d)
 {
     d->cur_fmt = 0;
     d->cur_fps = g_fmt[0].fps[0];
-    d->ctrl[0] = 0;
-    d->ctrl[1] = 32;
+    fc_ctrl_reset(d);
 }
 
 static void init_config(void)

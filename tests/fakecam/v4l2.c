@@ -4,11 +4,66 @@
 /* ------------------------------------------------------------------ */
 /* V4L2 emulation                                                      */
 /* ------------------------------------------------------------------ */
+/* The controls, modelled on a UVC webcam (a Logitech C920's set), sorted by id for NEXT_CTRL.
+ * `auto_of`: the index of the control that, while it holds `auto_on`, makes this one INACTIVE
+ * (and refuses writes with EACCES, as uvcvideo does); -1 for none.  `busy`: refused with EBUSY
+ * while the device streams.  Menus list their entries; NULL entries are gaps that QUERYMENU
+ * answers with EINVAL (auto_exposure has only 1 and 3, like UVC cameras). */
 static const struct {
-    uint32_t id;
+    uint32_t id, type;
     const char *name;
     int32_t min, max, step, def;
-} g_ctrls[2] = {{V4L2_CID_BRIGHTNESS, "Brightness", -64, 64, 1, 0}, {V4L2_CID_CONTRAST, "Contrast", 0, 64, 1, 32}};
+    int auto_of, auto_on, busy;
+    const char *menu[4];
+} g_ctrls[FC_NCTRL] = {
+    {V4L2_CID_BRIGHTNESS, V4L2_CTRL_TYPE_INTEGER, "Brightness", -64, 64, 1, 0, -1, 0, 0, {0}},
+    {V4L2_CID_CONTRAST, V4L2_CTRL_TYPE_INTEGER, "Contrast", 0, 64, 1, 32, -1, 0, 0, {0}},
+    {V4L2_CID_AUTO_WHITE_BALANCE, V4L2_CTRL_TYPE_BOOLEAN, "White Balance, Automatic", 0, 1, 1, 1, -1, 0, 0, {0}},
+    {V4L2_CID_POWER_LINE_FREQUENCY, V4L2_CTRL_TYPE_MENU, "Power Line Frequency", 0, 2, 1, 1, -1, 0, 0,
+     {"Disabled", "50 Hz", "60 Hz", 0}},
+    {V4L2_CID_WHITE_BALANCE_TEMPERATURE, V4L2_CTRL_TYPE_INTEGER, "White Balance Temperature", 2800, 6500, 10,
+     4600, 2, 1, 0, {0}},
+    {V4L2_CID_EXPOSURE_AUTO, V4L2_CTRL_TYPE_MENU, "Auto Exposure", 0, 3, 1, 3, -1, 0, 0,
+     {0, "Manual Mode", 0, "Aperture Priority Mode"}},
+    {V4L2_CID_EXPOSURE_ABSOLUTE, V4L2_CTRL_TYPE_INTEGER, "Exposure Time, Absolute", 3, 2047, 1, 250, 5, 3, 0, {0}},
+    {V4L2_CID_EXPOSURE_AUTO_PRIORITY, V4L2_CTRL_TYPE_BOOLEAN, "Exposure, Dynamic Framerate", 0, 1, 1, 0, -1, 0, 1,
+     {0}},
+    {V4L2_CID_FOCUS_ABSOLUTE, V4L2_CTRL_TYPE_INTEGER, "Focus, Absolute", 0, 250, 5, 0, 9, 1, 0, {0}},
+    {V4L2_CID_FOCUS_AUTO, V4L2_CTRL_TYPE_BOOLEAN, "Focus, Automatic Continuous", 0, 1, 1, 1, -1, 0, 0, {0}},
+};
+
+/* power-on values (also after a replug: a real camera forgets its settings) */
+void fc_ctrl_reset(fc_dev_t *d)
+{
+    int i;
+    for (i = 0; i < FC_NCTRL; i++) d->ctrl[i] = g_ctrls[i].def;
+}
+
+static int ctrl_inactive(const fc_dev_t *d, int i)
+{
+    int a = g_ctrls[i].auto_of;
+    return a >= 0 && d->ctrl[a] == g_ctrls[i].auto_on;
+}
+
+static uint32_t ctrl_flags(const fc_dev_t *d, int i)
+{
+    return ctrl_inactive(d, i) ? V4L2_CTRL_FLAG_INACTIVE : 0;
+}
+
+/* What a write of `v` to control i stores in *out: clamped to the range and rounded to the
+ * step, as the kernel's control framework does.  Returns 0 or -errno. */
+static int ctrl_write(const fc_dev_t *d, int i, int32_t v, int32_t *out)
+{
+    int64_t x = v, min = g_ctrls[i].min, max = g_ctrls[i].max, step = g_ctrls[i].step;
+    if (ctrl_inactive(d, i)) return -EACCES;
+    if (g_ctrls[i].busy && d->owner && d->owner->streaming) return -EBUSY;
+    x = x < min ? min : x > max ? max : x;
+    x = min + (x - min + step / 2) / step * step;
+    if (x > max) x -= step;
+    if (g_ctrls[i].type == V4L2_CTRL_TYPE_MENU && !g_ctrls[i].menu[x]) return -EINVAL;
+    *out = (int32_t)x;
+    return 0;
+}
 
 static size_t fmt_sizeimage(const fc_fmt_t *f) { return (size_t)f->w * f->h * 2; }
 
@@ -85,7 +140,7 @@ static void fill_buf(const fc_ofile_t *of, unsigned i, struct v4l2_buffer *b)
 static int ctrl_index(uint32_t id)
 {
     int i;
-    for (i = 0; i < 2; i++)
+    for (i = 0; i < FC_NCTRL; i++)
         if (g_ctrls[i].id == id) return i;
     return -1;
 }
@@ -95,17 +150,12 @@ static int ctrl_query_index(uint32_t id)
     int i;
     if (id & V4L2_CTRL_FLAG_NEXT_CTRL) {
         id &= ~(V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND);
-        for (i = 0; i < 2; i++)
+        for (i = 0; i < FC_NCTRL; i++)
             if (g_ctrls[i].id > id) return i;
         return -1;
     }
     if (id & V4L2_CTRL_FLAG_NEXT_COMPOUND) return -1;
     return ctrl_index(id);
-}
-
-static int32_t ctrl_clamp(int i, int32_t v)
-{
-    return v < g_ctrls[i].min ? g_ctrls[i].min : v > g_ctrls[i].max ? g_ctrls[i].max : v;
 }
 
 static int do_reqbufs(fc_ofile_t *of, struct v4l2_requestbuffers *r)
@@ -284,6 +334,7 @@ static int v4l2_ioctl_locked(fc_ofile_t *of, unsigned long req, void *arg)
         case VIDIOC_G_PARM: case VIDIOC_S_PARM: case VIDIOC_REQBUFS: case VIDIOC_QUERYBUF:
         case VIDIOC_QBUF: case VIDIOC_STREAMON: case VIDIOC_STREAMOFF: case VIDIOC_ENUMINPUT:
         case VIDIOC_G_INPUT: case VIDIOC_S_INPUT: case VIDIOC_QUERYCTRL: case VIDIOC_QUERY_EXT_CTRL:
+        case VIDIOC_QUERYMENU:
         case VIDIOC_G_CTRL: case VIDIOC_S_CTRL: case VIDIOC_G_EXT_CTRLS: case VIDIOC_S_EXT_CTRLS:
         case VIDIOC_TRY_EXT_CTRLS: case VIDIOC_G_PRIORITY: case VIDIOC_S_PRIORITY:
             return -EFAULT;
@@ -508,12 +559,13 @@ static int v4l2_ioctl_locked(fc_ofile_t *of, unsigned long req, void *arg)
         if (i < 0) return -EINVAL;
         memset(q, 0, sizeof *q);
         q->id = g_ctrls[i].id;
-        q->type = V4L2_CTRL_TYPE_INTEGER;
+        q->type = g_ctrls[i].type;
         snprintf((char *)q->name, sizeof q->name, "%s", g_ctrls[i].name);
         q->minimum = g_ctrls[i].min;
         q->maximum = g_ctrls[i].max;
         q->step = g_ctrls[i].step;
         q->default_value = g_ctrls[i].def;
+        q->flags = ctrl_flags(d, i);
         return 0;
     }
     case VIDIOC_QUERY_EXT_CTRL: {
@@ -523,23 +575,44 @@ static int v4l2_ioctl_locked(fc_ofile_t *of, unsigned long req, void *arg)
         if (i < 0) return -EINVAL;
         memset(q, 0, sizeof *q);
         q->id = g_ctrls[i].id;
-        q->type = V4L2_CTRL_TYPE_INTEGER;
+        q->type = g_ctrls[i].type;
         snprintf(q->name, sizeof q->name, "%s", g_ctrls[i].name);
         q->minimum = g_ctrls[i].min;
         q->maximum = g_ctrls[i].max;
         q->step = (uint64_t)g_ctrls[i].step;
         q->default_value = g_ctrls[i].def;
+        q->flags = ctrl_flags(d, i);
         q->elem_size = 4;
         q->elems = 1;
+        return 0;
+    }
+    case VIDIOC_QUERYMENU: {
+        struct v4l2_querymenu *m = arg;
+        uint32_t index = m->index;
+        if (d->meta) return -ENOTTY;
+        i = ctrl_index(m->id);
+        if (i < 0 || g_ctrls[i].type != V4L2_CTRL_TYPE_MENU) return -EINVAL;
+        if (index > 3 || (int32_t)index < g_ctrls[i].min || (int32_t)index > g_ctrls[i].max ||
+            !g_ctrls[i].menu[index])
+            return -EINVAL;
+        memset(m, 0, sizeof *m);
+        m->id = g_ctrls[i].id;
+        m->index = index;
+        snprintf((char *)m->name, sizeof m->name, "%s", g_ctrls[i].menu[index]);
         return 0;
     }
     case VIDIOC_G_CTRL:
     case VIDIOC_S_CTRL: {
         struct v4l2_control *c = arg;
+        int32_t x;
+        int r;
         if (d->meta) return -ENOTTY;
         i = ctrl_index(c->id);
         if (i < 0) return -EINVAL;
-        if (req == VIDIOC_S_CTRL) d->ctrl[i] = ctrl_clamp(i, c->value);
+        if (req == VIDIOC_S_CTRL) {
+            if ((r = ctrl_write(d, i, c->value, &x))) return r;
+            d->ctrl[i] = x;
+        }
         c->value = d->ctrl[i];
         return 0;
     }
@@ -548,6 +621,8 @@ static int v4l2_ioctl_locked(fc_ofile_t *of, unsigned long req, void *arg)
     case VIDIOC_TRY_EXT_CTRLS: {
         struct v4l2_ext_controls *e = arg;
         uint32_t k;
+        int32_t x;
+        int r;
         if (d->meta) return -ENOTTY;
         if (e->which == V4L2_CTRL_WHICH_REQUEST_VAL) return -EINVAL;
         if (e->which == V4L2_CTRL_WHICH_DEF_VAL && req != VIDIOC_G_EXT_CTRLS) return -EINVAL;
@@ -559,15 +634,25 @@ static int v4l2_ioctl_locked(fc_ofile_t *of, unsigned long req, void *arg)
                 e->error_idx = req == VIDIOC_TRY_EXT_CTRLS ? k : e->count;
                 return -EINVAL;
             }
+        /* writes: check them all first, so that a refused one changes nothing (as the kernel) */
+        if (req != VIDIOC_G_EXT_CTRLS)
+            for (k = 0; k < e->count; k++) {
+                i = ctrl_index(e->controls[k].id);
+                if ((r = ctrl_write(d, i, e->controls[k].value, &x))) {
+                    e->error_idx = k;
+                    return r;
+                }
+            }
         for (k = 0; k < e->count; k++) {
             struct v4l2_ext_control *c = &e->controls[k];
             i = ctrl_index(c->id);
             if (req == VIDIOC_G_EXT_CTRLS)
                 c->value = e->which == V4L2_CTRL_WHICH_DEF_VAL ? g_ctrls[i].def : d->ctrl[i];
-            else if (req == VIDIOC_S_EXT_CTRLS)
-                d->ctrl[i] = c->value = ctrl_clamp(i, c->value);
-            else
-                c->value = ctrl_clamp(i, c->value);
+            else {
+                ctrl_write(d, i, c->value, &x); /* checked above */
+                c->value = x;
+                if (req == VIDIOC_S_EXT_CTRLS) d->ctrl[i] = x;
+            }
         }
         return 0;
     }
