@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::settings::{Size, SourceSettings};
 use crate::shutdown::Shutdown;
 use crate::slot::FrameSlot;
+use crate::source::controls::{self, Assignment, Control, SetError};
 use crate::source::Source;
 
 /// How often the placeholder is refreshed while the source is down.
@@ -52,6 +53,28 @@ pub struct Shared {
     pub slot: Arc<FrameSlot>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<SourceStatus>>,
+    /// Control requests from `/controls` (`None`: nobody sends any).
+    pub controls: Option<crossbeam_channel::Receiver<ControlRequest>>,
+}
+
+/// How many control requests may wait for the capture thread; more get 503 at once.
+pub const CONTROL_QUEUE: usize = 4;
+
+/// Reading (no assignments) or setting the source's controls. The capture thread owns the
+/// device, so it serves these between two frames: the stream goes on, and the device is never
+/// opened twice.
+pub struct ControlRequest {
+    pub assignments: Vec<Assignment>,
+    /// Where the answer goes: the controls afterwards, or why not.
+    pub reply: crossbeam_channel::Sender<Result<Vec<Control>, ControlError>>,
+}
+
+/// Why a control request failed.
+#[derive(Debug)]
+pub enum ControlError {
+    /// The source has no controls (pattern, file, relay); says which it is.
+    Unsupported(String),
+    Set(SetError),
 }
 
 /// Starts the capture thread and returns once it has tried the source for the first time and,
@@ -256,10 +279,35 @@ impl CaptureLoop {
             if let Err(e) = result {
                 return Some(e);
             }
+            self.serve_controls(source);
             self.shared.metrics.frames_captured.inc();
             self.count_fps();
         }
         None
+    }
+
+    /// Answers the control requests that arrived during the last frame; each is a few ioctls.
+    fn serve_controls(&self, source: &dyn Source) {
+        let Some(rx) = &self.shared.controls else {
+            return;
+        };
+        for req in rx.try_iter().take(CONTROL_QUEUE) {
+            let answer = match source.control_device() {
+                None => Err(ControlError::Unsupported(format!(
+                    "the source ({}) has no controls",
+                    source.describe()
+                ))),
+                Some(dev) if req.assignments.is_empty() => controls::query(dev).map_err(|error| {
+                    ControlError::Set(SetError::Driver {
+                        control: "(list)".into(),
+                        error,
+                    })
+                }),
+                Some(dev) => controls::apply(dev, &req.assignments).map_err(ControlError::Set),
+            };
+            // The asker may have given up waiting; then nobody needs the answer.
+            let _ = req.reply.try_send(answer);
+        }
     }
 
     fn count_fps(&mut self) {
@@ -522,6 +570,7 @@ mod tests {
             slot: Arc::clone(&slot),
             metrics: Arc::clone(&metrics),
             status: Arc::clone(&status),
+            controls: None,
         };
         let t = spawn(settings(), opener, shared, shutdown.clone()).unwrap();
 
@@ -553,6 +602,7 @@ mod tests {
             slot: Arc::clone(&slot),
             metrics: Arc::clone(&metrics),
             status: Arc::new(Mutex::new(SourceStatus::default())),
+            controls: None,
         };
         let shutdown = Shutdown::new();
         let opener: Opener =

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::capture::SourceStatus;
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::capture::{ControlRequest, SourceStatus, CONTROL_QUEUE};
 use crate::metrics::Metrics;
 use crate::server::auth;
 use crate::server::viewers::Admission;
@@ -22,6 +24,10 @@ pub struct App {
     pub admission: Arc<Admission>,
     pub auth: auth::Auth,
     pub started: Instant,
+    /// `/controls` requests to the capture thread, which owns the camera.
+    pub controls: Sender<ControlRequest>,
+    /// Their receiving end, for the capture loop.
+    pub control_requests: Receiver<ControlRequest>,
 }
 
 impl App {
@@ -30,7 +36,10 @@ impl App {
         let auth = auth::Auth::load(settings.auth_file.as_deref(), settings.auth_env.as_deref())?;
         let metrics = Arc::new(Metrics::new()?);
         metrics.viewers_max.set(settings.max_clients as i64);
+        let (controls, control_requests) = crossbeam_channel::bounded(CONTROL_QUEUE);
         Ok(App {
+            controls,
+            control_requests,
             admission: Admission::new(
                 settings.max_clients,
                 settings.max_clients_per_ip,

@@ -13,6 +13,9 @@ pub const MAX_REQUEST_LINE: usize = 8 << 10;
 /// A request head (line plus headers) larger than this gets 431.
 pub const MAX_HEAD: usize = 16 << 10;
 const MAX_HEADERS: usize = 64;
+/// A request body (only `POST /controls` reads one) larger than this gets 413. It is read with
+/// the head, within `--header-timeout`, so a worker never waits on a slow client.
+pub const MAX_BODY: usize = 4 << 10;
 
 /// A parsed request head.
 #[derive(Debug)]
@@ -36,14 +39,14 @@ pub fn parse_head(buf: &[u8], peer: SocketAddr) -> Result<Head, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let line_len = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    match req.parse(buf) {
+    let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(_)) if line_len > MAX_REQUEST_LINE => {
             return Err(HeadError::Reject(414, "request line too long"))
         }
         Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
             return Err(HeadError::Reject(431, "request header fields too large"))
         }
-        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return Err(if line_len > MAX_REQUEST_LINE {
                 HeadError::Reject(414, "request line too long")
@@ -57,7 +60,7 @@ pub fn parse_head(buf: &[u8], peer: SocketAddr) -> Result<Head, HeadError> {
             return Err(HeadError::Reject(431, "too many header fields"))
         }
         Err(_) => return Err(HeadError::Reject(400, "malformed request")),
-    }
+    };
     let (Some(method), Some(path), Some(minor_version)) = (req.method, req.path, req.version)
     else {
         return Err(HeadError::Reject(400, "malformed request"));
@@ -76,10 +79,44 @@ pub fn parse_head(buf: &[u8], peer: SocketAddr) -> Result<Head, HeadError> {
     if minor_version == 1 && !list.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
         return Err(HeadError::Reject(400, "missing Host header"));
     }
+    let body = body(&list, &buf[head_len..])?;
     Ok(Head {
-        request: rouille::Request::fake_http_from(peer, method, path, list, Vec::new()),
+        request: rouille::Request::fake_http_from(peer, method, path, list, body),
         minor_version,
     })
+}
+
+/// The body after a head with these headers, once all of it is in `rest`: at most [`MAX_BODY`]
+/// bytes by `Content-Length`. Chunked bodies are refused (no client of camstream sends one).
+fn body(headers: &[(String, String)], rest: &[u8]) -> Result<Vec<u8>, HeadError> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    if header("Transfer-Encoding").is_some() {
+        return Err(HeadError::Reject(
+            411,
+            "a body must come with Content-Length",
+        ));
+    }
+    let len = match header("Content-Length") {
+        None => return Ok(Vec::new()),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| HeadError::Reject(400, "malformed Content-Length"))?,
+    };
+    if len > MAX_BODY {
+        return Err(HeadError::Reject(
+            413,
+            "request body too large (at most 4 KiB)",
+        ));
+    }
+    match rest.get(..len) {
+        Some(b) => Ok(b.to_vec()),
+        None => Err(HeadError::Partial),
+    }
 }
 
 /// The reason phrase for the codes camstream sends.
@@ -92,10 +129,14 @@ pub fn reason(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
         414 => "URI Too Long",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
         _ => "Unknown",
     }

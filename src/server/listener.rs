@@ -5,7 +5,8 @@
 //! through mio), so idle or slow sockets cost no worker thread, and no memory until bytes
 //! arrive. A complete head goes to the bounded request queue (503 if it is full). A head not
 //! complete within `--header-timeout` is answered 408, one that is too large 414/431, garbage
-//! 400; then the connection is closed.
+//! 400; then the connection is closed. A body (`POST /controls`; at most `http::MAX_BODY`,
+//! else 413) is read with its head, under the same timeout.
 //!
 //! Whoever has delivered least makes room first. A connection still sending its head has
 //! delivered nothing, so when the connection cap is reached (or descriptors run out), a head is
@@ -400,8 +401,9 @@ impl Acceptor {
             return;
         };
         let had = h.buf.capacity();
-        // One byte past the largest head is enough to know it is too large.
-        let room = (http::MAX_HEAD + 1).saturating_sub(h.buf.len());
+        // One byte past the largest head (and the body it may bring, see `http::MAX_BODY`) is
+        // enough to know it is too large.
+        let room = (http::MAX_HEAD + http::MAX_BODY + 1).saturating_sub(h.buf.len());
         let buf = &mut h.buf;
         let eof = !matches!(
             read_available(&mut h.conn, room, |b| buf.extend_from_slice(b)),

@@ -83,6 +83,7 @@ impl Server {
             slot: Arc::clone(&app.slot),
             metrics: Arc::clone(&app.metrics),
             status: Arc::clone(&app.status),
+            controls: Some(app.control_requests.clone()),
         };
         let capture = capture::spawn(s.source.clone(), opener, shared, shutdown.clone())?;
 

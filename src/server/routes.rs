@@ -10,10 +10,16 @@ use std::time::Duration;
 use rouille::Response;
 use serde_json::json;
 
+use crate::capture::{ControlError, ControlRequest};
 use crate::frame::Frame;
+use crate::logging::NOTICE;
 use crate::server::app::App;
 use crate::server::auth;
 use crate::server::http::{text, Outgoing, ReplyTo, NO_CACHE};
+use crate::source::controls::{Assignment, SetError};
+
+/// Longest a `/controls` request waits for the capture thread (it answers between frames).
+pub const CONTROL_WAIT: Duration = Duration::from_secs(2);
 
 /// Longest a `/snapshot` request waits for a fresh frame before it takes the newest it has.
 pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
@@ -65,10 +71,14 @@ pub fn needs_auth(req: &rouille::Request, app: &App) -> bool {
     };
     let served = match req.method() {
         "GET" | "HEAD" => true,
-        "POST" => endpoint == "stream",
+        "POST" => endpoint == "stream" || endpoint == "controls",
         _ => false,
     };
-    app.auth.enabled() && served && !app.settings.auth_exempt.contains(endpoint)
+    // Controls change the camera: `--auth-exempt` cannot name them (it only knows the
+    // read-only endpoints), so they always need credentials when authentication is on.
+    app.auth.enabled()
+        && served
+        && (endpoint == "controls" || !app.settings.auth_exempt.contains(endpoint))
 }
 
 /// Decides what `req` gets once its credentials, if it needs any, have been accepted.
@@ -84,8 +94,8 @@ pub fn route_authorized(req: &rouille::Request, app: &App) -> Reply {
         Err(why) => return text(404, &why).into(),
     };
     // mjpg-streamer streams to any method, and some players (Apple's NSURLSession-based ones)
-    // POST for the stream; nothing else takes a POST.
-    if post && endpoint != "stream" {
+    // POST for the stream; otherwise only /controls takes a POST (to set them).
+    if post && endpoint != "stream" && endpoint != "controls" {
         return method_not_allowed();
     }
     match endpoint {
@@ -98,6 +108,7 @@ pub fn route_authorized(req: &rouille::Request, app: &App) -> Reply {
         .into(),
         "healthz" => healthz(app).into(),
         "state" => state(app).into(),
+        "controls" => controls(req, app, post).into(),
         _ => Response::html(INDEX_HTML).into(),
     }
 }
@@ -121,7 +132,12 @@ fn endpoint(req: &rouille::Request) -> Result<&'static str, String> {
         "/metrics" => "metrics",
         "/healthz" => "healthz",
         "/state" => "state",
-        _ => return Err("not found (try /stream, /snapshot, /metrics, /healthz, /state)".into()),
+        "/controls" => "controls",
+        _ => {
+            return Err(
+                "not found (try /stream, /snapshot, /metrics, /healthz, /state, /controls)".into(),
+            )
+        }
     })
 }
 
@@ -161,6 +177,135 @@ fn stream(req: &rouille::Request) -> Reply {
             Ok(n) if (1..=120).contains(&n) => Reply::Stream { max_fps: Some(n) },
             _ => text(400, &format!("fps={v} is not a number from 1 to 120")).into(),
         },
+    }
+}
+
+/// `GET /controls`: the camera's controls as JSON. `POST /controls` with a form
+/// (`focus_automatic_continuous=0&focus_absolute=40`) or a JSON object of assignments sets them
+/// in order and answers with the controls afterwards (drivers clamp). The capture thread does
+/// the work between two frames ([`ControlRequest`]).
+fn controls(req: &rouille::Request, app: &App, post: bool) -> Response {
+    let assignments = if post {
+        match control_assignments(req) {
+            Ok(a) if a.is_empty() => {
+                return text(
+                    400,
+                    "no controls to set (send NAME=VALUE pairs as a form or a JSON object)",
+                )
+            }
+            Ok(a) => a,
+            Err(why) => return text(400, &why),
+        }
+    } else {
+        Vec::new()
+    };
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    let request = ControlRequest {
+        assignments: assignments.clone(),
+        reply,
+    };
+    if app.controls.try_send(request).is_err() {
+        return text(503, "too many control requests at once")
+            .with_unique_header("Retry-After", "1");
+    }
+    let result = match answer.recv_timeout(CONTROL_WAIT) {
+        Ok(r) => r,
+        Err(_) => {
+            return text(503, "the source is not streaming now; try again")
+                .with_unique_header("Retry-After", "1")
+        }
+    };
+    match result {
+        Ok(list) => {
+            if post {
+                app.metrics.control_changes.inc_by(assignments.len() as u64);
+                let set: Vec<String> = assignments.iter().map(|a| a.to_string()).collect();
+                log::info!(
+                    target: NOTICE,
+                    "{} set controls {}",
+                    req.remote_addr(),
+                    set.join(" ")
+                );
+            }
+            Response::json(&list)
+        }
+        Err(ControlError::Unsupported(why)) => text(404, &why),
+        Err(ControlError::Set(e)) => {
+            // The camera is busy or the control is locked by another: the client can act on
+            // that (409); anything else from the driver is the device failing (502).
+            let code = match &e {
+                SetError::Invalid(_) => 400,
+                SetError::Driver { error, .. } => match error.raw_os_error() {
+                    Some(libc::EBUSY | libc::EACCES | libc::EPERM) => 409,
+                    _ => 502,
+                },
+            };
+            if code != 400 {
+                log::warn!("{}: {e}", req.remote_addr());
+            }
+            text(code, &e.to_string())
+        }
+    }
+}
+
+/// The assignments in a `POST /controls` body, in order: a JSON object
+/// (`{"focus_absolute": 40}`; values numbers, booleans or strings) or a urlencoded form.
+fn control_assignments(req: &rouille::Request) -> Result<Vec<Assignment>, String> {
+    let json = req
+        .header("Content-Type")
+        .is_some_and(|t| t.starts_with("application/json"));
+    let pairs: Vec<(String, String)> = if json {
+        let mut body = Vec::new();
+        if let Some(mut d) = req.data() {
+            std::io::Read::read_to_end(&mut d, &mut body).map_err(|e| e.to_string())?;
+        }
+        let Ordered(pairs) = serde_json::from_slice(&body)
+            .map_err(|e| format!("the body is not a JSON object of controls: {e}"))?;
+        pairs
+    } else {
+        rouille::input::post::raw_urlencoded_post_input(req)
+            .map_err(|e| format!("the body is not a form of NAME=VALUE pairs: {e}"))?
+    };
+    pairs
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}").parse())
+        .collect()
+}
+
+/// A JSON object's members in the order they were sent (serde_json's map sorts them, and the
+/// order matters: autofocus off before the focus).
+struct Ordered(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of control names and values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, serde_json::Value>()? {
+                    let v = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Bool(b) => u8::from(b).to_string(),
+                        serde_json::Value::Number(n) => n.to_string(),
+                        _ => {
+                            return Err(serde::de::Error::custom(format!(
+                                "the value of {k} is not a number, boolean or string"
+                            )))
+                        }
+                    };
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
