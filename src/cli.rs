@@ -110,8 +110,9 @@ pub struct SourceArgs {
 
     /// Set a camera control when the camera opens and again after every reconnect, e.g.
     /// --control focus_automatic_continuous=0 --control focus_absolute=40 (applied in order;
-    /// names as `camstream controls` shows them, menu values by number or name). Repeatable;
-    /// CAMSTREAM_CONTROLS takes a comma-separated list. An unknown name or a value out of range
+    /// names as `camstream controls` shows them, menu values by number or name). Repeatable, and
+    /// each takes a comma-separated list too, as does CAMSTREAM_CONTROLS (used when no --control
+    /// is given). An unknown name or a value out of range
     /// is a usage error when the camera is present at start, else a warning when it opens; a
     /// control the camera refuses is a warning and the stream goes on.
     #[arg(long = "control", env = "CAMSTREAM_CONTROLS", value_name = "NAME=VALUE",

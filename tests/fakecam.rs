@@ -74,7 +74,7 @@ impl Drop for Nodes {
 }
 
 /// camstream with the fake camera preloaded and configured by `env`.
-fn cam_cmd(env: &[(&str, &str)]) -> Command {
+pub(crate) fn cam_cmd(env: &[(&str, &str)]) -> Command {
     let mut cmd = camstream();
     cmd.env("LD_PRELOAD", library());
     for (k, v) in env {

@@ -7,6 +7,7 @@ mod camera_skip;
 mod cli;
 mod clients;
 mod contrib;
+mod controls;
 mod endpoints;
 mod fakecam;
 mod files;
