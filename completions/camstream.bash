@@ -16,6 +16,9 @@ _camstream() {
             ",$1")
                 cmd="camstream"
                 ;;
+            camstream,controls)
+                cmd="camstream__subcmd__controls"
+                ;;
             camstream,hash-password)
                 cmd="camstream__subcmd__hash__subcmd__password"
                 ;;
@@ -30,6 +33,9 @@ _camstream() {
                 ;;
             camstream,snapshot)
                 cmd="camstream__subcmd__snapshot"
+                ;;
+            camstream__subcmd__help,controls)
+                cmd="camstream__subcmd__help__subcmd__controls"
                 ;;
             camstream__subcmd__help,hash-password)
                 cmd="camstream__subcmd__help__subcmd__hash__subcmd__password"
@@ -53,12 +59,34 @@ _camstream() {
 
     case "${cmd}" in
         camstream)
-            opts="-h -V --log-level --help --version list snapshot serve hash-password help"
+            opts="-h -V --log-level --help --version list snapshot serve controls hash-password help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-level)
+                    COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        camstream__subcmd__controls)
+            opts="-h -V --source --json --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "off error warn info debug trace" -- "${cur}"))
                     return 0
@@ -89,8 +117,22 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__help)
-            opts="list snapshot serve hash-password help"
+            opts="list snapshot serve controls hash-password help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        camstream__subcmd__help__subcmd__controls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -191,7 +233,7 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__serve)
-            opts="-h -V --source --size --fps --quality --format --timeout --listen --max-clients --max-connections --max-pending-per-ip --workers --send-timeout --header-timeout --allow-origin --max-clients-per-ip --auth-file --auth-exempt --log-level --help --version"
+            opts="-h -V --source --size --fps --quality --format --timeout --control --listen --max-clients --max-connections --max-pending-per-ip --workers --send-timeout --header-timeout --allow-origin --max-clients-per-ip --auth-file --auth-exempt --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +260,10 @@ _camstream() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -277,7 +323,7 @@ _camstream() {
             return 0
             ;;
         camstream__subcmd__snapshot)
-            opts="-h -V --source --size --fps --quality --format --timeout --skip --log-level --help --version"
+            opts="-h -V --source --size --fps --quality --format --timeout --control --skip --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -304,6 +350,10 @@ _camstream() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,6 +26,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand list 'List cameras with their formats, sizes and frame rates'
             cand snapshot 'Write one JPEG from the source to a file (or "-" for stdout)'
             cand serve 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+            cand controls 'Show a camera''s controls (focus, exposure, white balance…), or set them and show what the camera accepted'
             cand hash-password 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -44,6 +45,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'
             cand --format 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding'
             cand --timeout 'How long opening the source (a big file too) or waiting for a frame may take before the source counts as failed (e.g. 5s, 500ms)'
+            cand --control 'Set a camera control when the camera opens and again after every reconnect, e.g. --control focus_automatic_continuous=0 --control focus_absolute=40 (applied in order; names as `camstream controls` shows them, menu values by number or name). Repeatable, and each takes a comma-separated list too, as does CAMSTREAM_CONTROLS (used when no --control is given). An unknown name or a value out of range is a usage error when the camera is present at start, else a warning when it opens; a control the camera refuses is a warning and the stream goes on'
             cand --skip 'Camera warm-up frames to discard first, so that exposure has settled'
             cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
             cand -h 'Print help (see more with ''--help'')'
@@ -58,6 +60,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand --quality 'JPEG quality for frames that camstream encodes (1..=100)'
             cand --format 'Camera pixel format: auto prefers MJPEG so frames pass through without re-encoding'
             cand --timeout 'How long opening the source (a big file too) or waiting for a frame may take before the source counts as failed (e.g. 5s, 500ms)'
+            cand --control 'Set a camera control when the camera opens and again after every reconnect, e.g. --control focus_automatic_continuous=0 --control focus_absolute=40 (applied in order; names as `camstream controls` shows them, menu values by number or name). Repeatable, and each takes a comma-separated list too, as does CAMSTREAM_CONTROLS (used when no --control is given). An unknown name or a value out of range is a usage error when the camera is present at start, else a warning when it opens; a control the camera refuses is a warning and the stream goes on'
             cand --listen 'Address to listen on; port 0 picks a free port (the bound address is printed)'
             cand --max-clients 'Most concurrent stream viewers; the next one gets 503 with Retry-After at once'
             cand --max-connections 'Most open connections of any kind (viewers, requests being read or answered, idle sockets); at least --max-clients. At the cap, a connection still sending its request head is closed to make room (see --max-pending-per-ip); only when none is left is a newcomer answered 503. Default: what the open-file limit allows (its hard limit minus 128), at most 16384 and at least max-clients + 64'
@@ -75,6 +78,15 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'camstream;controls'= {
+            cand --source 'The camera: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path'
+            cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
+            cand --json 'Print JSON instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'camstream;hash-password'= {
             cand --log-level 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream''s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities'
             cand -h 'Print help (see more with ''--help'')'
@@ -86,6 +98,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand list 'List cameras with their formats, sizes and frame rates'
             cand snapshot 'Write one JPEG from the source to a file (or "-" for stdout)'
             cand serve 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+            cand controls 'Show a camera''s controls (focus, exposure, white balance…), or set them and show what the camera accepted'
             cand hash-password 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -94,6 +107,8 @@ set edit:completion:arg-completer[camstream] = {|@words|
         &'camstream;help;snapshot'= {
         }
         &'camstream;help;serve'= {
+        }
+        &'camstream;help;controls'= {
         }
         &'camstream;help;hash-password'= {
         }

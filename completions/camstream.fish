@@ -35,6 +35,7 @@ complete -c camstream -n "__fish_camstream_needs_command" -s V -l version -d 'Pr
 complete -c camstream -n "__fish_camstream_needs_command" -f -a "list" -d 'List cameras with their formats, sizes and frame rates'
 complete -c camstream -n "__fish_camstream_needs_command" -f -a "snapshot" -d 'Write one JPEG from the source to a file (or "-" for stdout)'
 complete -c camstream -n "__fish_camstream_needs_command" -f -a "serve" -d 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+complete -c camstream -n "__fish_camstream_needs_command" -f -a "controls" -d 'Show a camera\'s controls (focus, exposure, white balance…), or set them and show what the camera accepted'
 complete -c camstream -n "__fish_camstream_needs_command" -f -a "hash-password" -d 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
 complete -c camstream -n "__fish_camstream_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c camstream -n "__fish_camstream_using_subcommand list" -l log-level -d 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream\'s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities' -r -f -a "off\t'Nothing (a command\'s final error is still printed)'
@@ -54,6 +55,7 @@ complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l format 
 mjpeg\t'Compressed frames from the camera, passed through untouched'
 yuyv\t'Raw YUYV 4:2:2 frames, encoded by camstream'"
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l timeout -d 'How long opening the source (a big file too) or waiting for a frame may take before the source counts as failed (e.g. 5s, 500ms)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l control -d 'Set a camera control when the camera opens and again after every reconnect, e.g. --control focus_automatic_continuous=0 --control focus_absolute=40 (applied in order; names as `camstream controls` shows them, menu values by number or name). Repeatable, and each takes a comma-separated list too, as does CAMSTREAM_CONTROLS (used when no --control is given). An unknown name or a value out of range is a usage error when the camera is present at start, else a warning when it opens; a control the camera refuses is a warning and the stream goes on' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l skip -d 'Camera warm-up frames to discard first, so that exposure has settled' -r
 complete -c camstream -n "__fish_camstream_using_subcommand snapshot" -l log-level -d 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream\'s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities' -r -f -a "off\t'Nothing (a command\'s final error is still printed)'
 error\t'Errors only'
@@ -71,6 +73,7 @@ complete -c camstream -n "__fish_camstream_using_subcommand serve" -l format -d 
 mjpeg\t'Compressed frames from the camera, passed through untouched'
 yuyv\t'Raw YUYV 4:2:2 frames, encoded by camstream'"
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l timeout -d 'How long opening the source (a big file too) or waiting for a frame may take before the source counts as failed (e.g. 5s, 500ms)' -r
+complete -c camstream -n "__fish_camstream_using_subcommand serve" -l control -d 'Set a camera control when the camera opens and again after every reconnect, e.g. --control focus_automatic_continuous=0 --control focus_absolute=40 (applied in order; names as `camstream controls` shows them, menu values by number or name). Repeatable, and each takes a comma-separated list too, as does CAMSTREAM_CONTROLS (used when no --control is given). An unknown name or a value out of range is a usage error when the camera is present at start, else a warning when it opens; a control the camera refuses is a warning and the stream goes on' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l listen -d 'Address to listen on; port 0 picks a free port (the bound address is printed)' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l max-clients -d 'Most concurrent stream viewers; the next one gets 503 with Retry-After at once' -r
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -l max-connections -d 'Most open connections of any kind (viewers, requests being read or answered, idle sockets); at least --max-clients. At the cap, a connection still sending its request head is closed to make room (see --max-pending-per-ip); only when none is left is a newcomer answered 503. Default: what the open-file limit allows (its hard limit minus 128), at most 16384 and at least max-clients + 64' -r
@@ -90,6 +93,16 @@ debug\t'Also every connection and viewer admitted, by address'
 trace\t'Everything'"
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c camstream -n "__fish_camstream_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c camstream -n "__fish_camstream_using_subcommand controls" -l source -d 'The camera: camera (the first capture camera), camera:N, camera:/dev/videoN or a /dev/v4l/by-id/... path' -r
+complete -c camstream -n "__fish_camstream_using_subcommand controls" -l log-level -d 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream\'s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities' -r -f -a "off\t'Nothing (a command\'s final error is still printed)'
+error\t'Errors only'
+warn\t'Warnings and errors (the default)'
+info\t'Also events: sources opened and lost, viewers refused and evicted'
+debug\t'Also every connection and viewer admitted, by address'
+trace\t'Everything'"
+complete -c camstream -n "__fish_camstream_using_subcommand controls" -l json -d 'Print JSON instead of text'
+complete -c camstream -n "__fish_camstream_using_subcommand controls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c camstream -n "__fish_camstream_using_subcommand controls" -s V -l version -d 'Print version'
 complete -c camstream -n "__fish_camstream_using_subcommand hash-password" -l log-level -d 'How much to log on stderr: off, error, warn (the default: warnings and errors), info (also events such as a viewer evicted), debug (also every connection, by address) or trace. It sets camstream\'s own level; other libraries log only their warnings and errors. Without it, RUST_LOG is honoured (e.g. RUST_LOG=camstream::server=debug). Under systemd (JOURNAL_STREAM names stderr), lines carry journald priorities' -r -f -a "off\t'Nothing (a command\'s final error is still printed)'
 error\t'Errors only'
 warn\t'Warnings and errors (the default)'
@@ -98,8 +111,9 @@ debug\t'Also every connection and viewer admitted, by address'
 trace\t'Everything'"
 complete -c camstream -n "__fish_camstream_using_subcommand hash-password" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c camstream -n "__fish_camstream_using_subcommand hash-password" -s V -l version -d 'Print version'
-complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "list" -d 'List cameras with their formats, sizes and frame rates'
-complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "snapshot" -d 'Write one JPEG from the source to a file (or "-" for stdout)'
-complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "serve" -d 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
-complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "hash-password" -d 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
-complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve hash-password help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve controls hash-password help" -f -a "list" -d 'List cameras with their formats, sizes and frame rates'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve controls hash-password help" -f -a "snapshot" -d 'Write one JPEG from the source to a file (or "-" for stdout)'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve controls hash-password help" -f -a "serve" -d 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve controls hash-password help" -f -a "controls" -d 'Show a camera\'s controls (focus, exposure, white balance…), or set them and show what the camera accepted'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve controls hash-password help" -f -a "hash-password" -d 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
+complete -c camstream -n "__fish_camstream_using_subcommand help; and not __fish_seen_subcommand_from list snapshot serve controls hash-password help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -120,6 +120,24 @@ fn extra(path: &str) -> Extra {
             exit_status: &[EXIT_COMMON[0], EXIT_COMMON[1], EXIT_COMMON[2]],
             signals: &[P("No signal is handled specially: SIGINT or SIGTERM ends the command at once. The JPEG is written to a temporary file and renamed into place, so OUT is never left half-written.")],
         },
+        "camstream controls" => Extra {
+            examples: &[
+                ("camstream controls", "The first camera's controls: name, type, range and step or menu entries, default, current value, and whether another control makes it inactive (manual focus while autofocus is on)."),
+                (
+                    "camstream controls --source camera:2 focus_automatic_continuous=0 focus_absolute=40",
+                    "Turn autofocus off, then set the focus, in that order; prints the values the camera accepted (drivers clamp and round to the step).",
+                ),
+                ("camstream controls auto_exposure=manual_mode exposure_time_absolute=200", "A menu by entry name (or number), then the exposure it unlocks."),
+                ("camstream serve --control focus_automatic_continuous=0 --control focus_absolute=40", "Set them whenever the camera opens, so a replugged camera keeps them."),
+            ],
+            sections: &[],
+            exit_status: &[
+                EXIT_COMMON[0],
+                Item("1", "The camera could not be opened or refused a control (the error names the control and gives the driver's reason)."),
+                Item("2", "A usage error: an unknown flag, or a control the camera does not have or a value it does not take (the message lists what is valid)."),
+            ],
+            signals: ONE_SHOT_SIGNALS,
+        },
         "camstream hash-password" => Extra {
             examples: &[
                 ("camstream hash-password", "Ask for a password (not echoed on a terminal) and print its argon2 hash; put it in the --auth-file of camstream serve as a line user:HASH."),
@@ -155,8 +173,9 @@ fn extra(path: &str) -> Extra {
                     Item("GET /metrics", "Prometheus metrics, all named camstream_* plus the standard process_* ones."),
                     Item("GET /healthz", "200 while the source delivers frames, 503 (with the reason) while it is down."),
                     Item("GET /state", "Status as JSON: source, frame, viewers, connections, settings and totals."),
+                    Item("GET /controls, POST /controls", "The camera's controls as JSON (as camstream controls --json shows them). A POST sets them, in order, from a form (focus_automatic_continuous=0&focus_absolute=40) or a JSON object, and answers with the controls afterwards; the stream goes on. 400 names a control or value that is not valid, 409 or 502 carries the driver's refusal, 404 means the source has no controls. The body is at most 4 KiB (else 413) and must arrive within --header-timeout (else 408). With authentication on, /controls always needs credentials (--auth-exempt cannot name it); changes are counted in camstream_control_changes_total and logged with the client's address."),
                     Item("authentication", "With --auth-file or CAMSTREAM_AUTH, every endpoint but those named by --auth-exempt (by default /healthz) answers 401 with WWW-Authenticate: Basic unless the request carries valid credentials. Passwords from the auth file are checked by one verifier thread with a small queue, never by the request workers: while its queue is full, a login that needs checking gets 503 with Retry-After. An address (an IPv6 /64) that sent 5 wrong passwords within a minute gets 429 Too Many Requests with Retry-After, unchecked, for the rest of that minute. A login once accepted is remembered and not checked again."),
-                    P("Only GET and HEAD are served, and OPTIONS for CORS (see --allow-origin); other methods get 405. Unknown query parameters are ignored. While the source is down the stream shows a NO SIGNAL picture about once a second, the source is retried, and nothing exits."),
+                    P("Only GET and HEAD are served (and POST for /controls and the stream), and OPTIONS for CORS (see --allow-origin); other methods get 405. Unknown query parameters are ignored. While the source is down the stream shows a NO SIGNAL picture about once a second, the source is retried, and nothing exits."),
                 ],
             )],
             exit_status: &[
