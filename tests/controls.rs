@@ -2,7 +2,7 @@
 //! webcam (see tests/fakecam/fakecam.h): `list` and `controls` show them, `controls` and
 //! `--control` set them (again after a replug), and `/controls` reads and sets them while
 //! viewers keep streaming, with the same bounds and authentication as every other endpoint.
-//! Device nodes 74..=78 are this file's.
+//! Device nodes 74..=79 are this file's.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -443,4 +443,90 @@ fn bodies_are_bounded_and_must_arrive_in_time() {
         "POST /controls HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     );
     assert_eq!(r.status, 411, "{}", r.text());
+}
+
+/// The value of a JavaScript expression in the page.
+fn eval(page: &mut crate::page::Browser, expr: &str) -> Value {
+    let r = page.call(
+        "Runtime.evaluate",
+        serde_json::json!({"expression": expr, "returnByValue": true}),
+    );
+    r["result"]["value"].clone()
+}
+
+fn page_until(page: &mut crate::page::Browser, what: &str, expr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while eval(page, expr) != Value::Bool(true) {
+        assert!(Instant::now() < deadline, "the page did not show {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_page_has_a_controls_panel_whose_slider_sets_the_camera() {
+    let Some(chromium) = crate::util::tool("chromium", "chromium") else {
+        return;
+    };
+    let Some(_nodes) = Nodes::make(&[79]) else {
+        return;
+    };
+    let srv = Server::start_with(
+        cam_cmd(&[("FAKECAM_DEVICES", "/dev/video79")]),
+        &["--source", "camera:79"],
+    );
+    let mut page = crate::page::Browser::open(&chromium, &format!("http://{}/", srv.addr));
+    page_until(
+        &mut page,
+        "the controls panel",
+        r#"(() => { const d = document.getElementById("controls");
+            return !!d && !d.hidden && d.querySelectorAll("label").length === 10; })()"#,
+    );
+    eval(
+        &mut page,
+        r#"document.getElementById("controls").open = true"#,
+    );
+    // Manual focus is greyed out while autofocus is on.
+    assert_eq!(
+        eval(
+            &mut page,
+            r#"(() => { const f = document.getElementById("ctl-focus_absolute");
+                return f.type === "range" && f.disabled && f.classList.contains("inactive"); })()"#
+        ),
+        Value::Bool(true)
+    );
+    assert_eq!(
+        eval(
+            &mut page,
+            r#"document.getElementById("ctl-auto_exposure").tagName"#
+        ),
+        "SELECT"
+    );
+    // Moving the slider sets the camera.
+    eval(
+        &mut page,
+        r#"(() => { const b = document.getElementById("ctl-brightness");
+            b.value = 30; b.dispatchEvent(new Event("change")); })()"#,
+    );
+    wait_until("brightness 30 in GET /controls", || {
+        control(&json(&srv.get("/controls")), "brightness")["value"] == 30
+    });
+    // Autofocus off: the panel is redrawn from the answer and the focus slider comes alive.
+    eval(
+        &mut page,
+        r#"document.getElementById("ctl-focus_automatic_continuous").click()"#,
+    );
+    page_until(
+        &mut page,
+        "an active focus slider",
+        r#"!document.getElementById("ctl-focus_absolute").disabled"#,
+    );
+    // The panel is below the picture: bring it into the screenshot.
+    eval(
+        &mut page,
+        r#"document.getElementById("controls").scrollIntoView()"#,
+    );
+    let (w, h, pixels) = page.screenshot("controls");
+    assert!(w > 0 && h > 0 && !pixels.is_empty());
+    assert_eq!(srv.metric("camstream_control_changes_total"), 2.0);
+    page.assert_no_errors();
 }

@@ -53,7 +53,7 @@ struct Shown {
 }
 
 /// Headless Chromium with one tab, driven over the DevTools pipe; killed on drop.
-struct Browser {
+pub(crate) struct Browser {
     child: Child,
     to_chromium: File,
     from_chromium: Receiver<Value>,
@@ -66,7 +66,7 @@ struct Browser {
 
 impl Browser {
     /// Starts Chromium and opens `url` in a tab 800x700 pixels large.
-    fn open(chromium: &Path, url: &str) -> Browser {
+    pub(crate) fn open(chromium: &Path, url: &str) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let (cmd_read, to_chromium) = pipe();
         let (answer_read, answer_write) = pipe();
@@ -137,7 +137,7 @@ impl Browser {
     }
 
     /// Sends a command (to the tab once attached) and returns its result.
-    fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -208,7 +208,7 @@ impl Browser {
 
     /// A screenshot as a greyscale image (width, height, pixels); also kept as
     /// $PAGE_SCREENSHOTS/page-NAME.png if that is set.
-    fn screenshot(&mut self, name: &str) -> (usize, usize, Vec<u8>) {
+    pub(crate) fn screenshot(&mut self, name: &str) -> (usize, usize, Vec<u8>) {
         if let Some(dir) = std::env::var_os("PAGE_SCREENSHOTS") {
             let png = self.capture("png");
             std::fs::write(PathBuf::from(dir).join(format!("page-{name}.png")), png).unwrap();
@@ -229,7 +229,7 @@ impl Browser {
             .expect("base64")
     }
 
-    fn assert_no_errors(&mut self) {
+    pub(crate) fn assert_no_errors(&mut self) {
         self.call("Runtime.evaluate", json!({"expression": "0"})); // collects pending events
         assert!(self.errors.is_empty(), "the page threw: {:?}", self.errors);
     }
