@@ -29,7 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'camstream' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List cameras with their formats, sizes and frame rates')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Write one JPEG from the source to a file (or "-" for stdout)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics')
-            [CompletionResult]::new('controls', 'controls', [CompletionResultType]::ParameterValue, 'Show a camera''s controls (focus, exposure, white balance…), or set them and show what the camera accepted')
+            [CompletionResult]::new('controls', 'controls', [CompletionResultType]::ParameterValue, 'Show a camera''s controls (focus, exposure, white balance, ...), or set them and show what the camera accepted')
             [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -107,7 +107,7 @@ Register-ArgumentCompleter -Native -CommandName 'camstream' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List cameras with their formats, sizes and frame rates')
             [CompletionResult]::new('snapshot', 'snapshot', [CompletionResultType]::ParameterValue, 'Write one JPEG from the source to a file (or "-" for stdout)')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics')
-            [CompletionResult]::new('controls', 'controls', [CompletionResultType]::ParameterValue, 'Show a camera''s controls (focus, exposure, white balance…), or set them and show what the camera accepted')
+            [CompletionResult]::new('controls', 'controls', [CompletionResultType]::ParameterValue, 'Show a camera''s controls (focus, exposure, white balance, ...), or set them and show what the camera accepted')
             [CompletionResult]::new('hash-password', 'hash-password', [CompletionResultType]::ParameterValue, 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break

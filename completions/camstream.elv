@@ -26,7 +26,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand list 'List cameras with their formats, sizes and frame rates'
             cand snapshot 'Write one JPEG from the source to a file (or "-" for stdout)'
             cand serve 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
-            cand controls 'Show a camera''s controls (focus, exposure, white balance…), or set them and show what the camera accepted'
+            cand controls 'Show a camera''s controls (focus, exposure, white balance, ...), or set them and show what the camera accepted'
             cand hash-password 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -98,7 +98,7 @@ set edit:completion:arg-completer[camstream] = {|@words|
             cand list 'List cameras with their formats, sizes and frame rates'
             cand snapshot 'Write one JPEG from the source to a file (or "-" for stdout)'
             cand serve 'Serve the source as a live MJPEG stream, snapshots, health and Prometheus metrics'
-            cand controls 'Show a camera''s controls (focus, exposure, white balance…), or set them and show what the camera accepted'
+            cand controls 'Show a camera''s controls (focus, exposure, white balance, ...), or set them and show what the camera accepted'
             cand hash-password 'Hash a password (read from stdin) for a line `user:HASH` of an --auth-file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

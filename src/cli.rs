@@ -54,7 +54,7 @@ pub enum Command {
     /// is one per core, at most four (the capture thread, the connection thread, the main
     /// thread and the signal thread make the 4). The bound is printed at start.
     Serve(ServeArgs),
-    /// Show a camera's controls (focus, exposure, white balance…), or set them and show what
+    /// Show a camera's controls (focus, exposure, white balance, ...), or set them and show what
     /// the camera accepted.
     Controls(ControlsArgs),
     /// Hash a password (read from stdin) for a line `user:HASH` of an --auth-file.
