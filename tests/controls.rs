@@ -363,6 +363,21 @@ fn post_controls_changes_values_while_three_viewers_keep_streaming() {
     );
     let r = form(addr, "");
     assert_eq!(r.status, 400, "{}", r.text());
+    // Another site's page cannot change the camera with a form (CSRF); this server's own can.
+    let ctype = "application/x-www-form-urlencoded";
+    let r = post(
+        addr,
+        "/controls",
+        ctype,
+        "brightness=1",
+        "Origin: http://evil.example\r\n",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let own = "Origin: http://t\r\n";
+    assert_eq!(
+        post(addr, "/controls", ctype, "brightness=20", own).status,
+        200
+    );
     assert_eq!(json(&srv.get("/controls")).as_array().unwrap().len(), 10);
     for v in viewers {
         let (n, worst) = v.join().unwrap();
@@ -370,7 +385,7 @@ fn post_controls_changes_values_while_three_viewers_keep_streaming() {
         // The camera runs at 30 fps; a generous bound that a stopped stream would break.
         assert!(worst < Duration::from_millis(700), "a gap of {worst:?}");
     }
-    assert_eq!(srv.metric("camstream_control_changes_total"), 6.0);
+    assert_eq!(srv.metric("camstream_control_changes_total"), 7.0);
 }
 
 #[test]

@@ -185,6 +185,15 @@ fn stream(req: &rouille::Request) -> Reply {
 /// in order and answers with the controls afterwards (drivers clamp). The capture thread does
 /// the work between two frames ([`ControlRequest`]).
 fn controls(req: &rouille::Request, app: &App, post: bool) -> Response {
+    if post && !same_origin(req, app.settings.allow_origin.as_deref()) {
+        // A form POST is a "simple" request: a browser sends it cross-origin without asking,
+        // with the user's saved credentials. Only this server's own page (or an origin the
+        // operator allowed) may change the camera.
+        return text(
+            403,
+            "a POST to /controls from another origin is refused (see --allow-origin)",
+        );
+    }
     let assignments = if post {
         match control_assignments(req) {
             Ok(a) if a.is_empty() => {
@@ -246,6 +255,20 @@ fn controls(req: &rouille::Request, app: &App, post: bool) -> Response {
             text(code, &e.to_string())
         }
     }
+}
+
+/// Whether a request comes from this server's own page: no `Origin` (not a browser, or a
+/// same-origin GET), an `Origin` naming the `Host` it was sent to, or the `--allow-origin`.
+fn same_origin(req: &rouille::Request, allowed: Option<&str>) -> bool {
+    let Some(origin) = req.header("Origin") else {
+        return true;
+    };
+    if allowed.is_some_and(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let host = origin.split_once("://").map_or("", |(_, h)| h);
+    req.header("Host")
+        .is_some_and(|h| !host.is_empty() && h.eq_ignore_ascii_case(host))
 }
 
 /// The assignments in a `POST /controls` body, in order: a JSON object
