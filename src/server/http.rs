@@ -272,6 +272,34 @@ mod tests {
     }
 
     #[test]
+    fn a_body_is_awaited_up_to_its_content_length_and_bounded() {
+        let head = "POST /controls HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
+        let partial = format!("{head}ab");
+        assert_eq!(
+            parse_head(partial.as_bytes(), peer()).err(),
+            Some(HeadError::Partial)
+        );
+        let full = format!("{head}a=1&b");
+        let h = parse_head(full.as_bytes(), peer()).unwrap();
+        let mut body = String::new();
+        h.request.data().unwrap().read_to_string(&mut body).unwrap();
+        assert_eq!(body, "a=1&b");
+        let big = "POST /controls HTTP/1.1\r\nHost: x\r\nContent-Length: 4097\r\n\r\n";
+        assert_eq!(
+            parse_head(big.as_bytes(), peer()).err(),
+            Some(HeadError::Reject(
+                413,
+                "request body too large (at most 4 KiB)"
+            ))
+        );
+        let bad = "POST /controls HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n";
+        assert!(matches!(
+            parse_head(bad.as_bytes(), peer()).err(),
+            Some(HeadError::Reject(400, _))
+        ));
+    }
+
+    #[test]
     fn parses_a_request_with_query() {
         let h = parse_head(
             b"GET /stream?fps=5&timestamp=1 HTTP/1.1\r\nHost: x\r\n\r\n",
