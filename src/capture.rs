@@ -57,7 +57,7 @@ pub struct Shared {
     pub controls: Option<crossbeam_channel::Receiver<ControlRequest>>,
 }
 
-/// How many control requests may wait for the capture thread; more get 503 at once.
+/// Most control requests the capture thread takes between two frames.
 pub const CONTROL_QUEUE: usize = 4;
 
 /// Reading (no assignments) or setting the source's controls. The capture thread owns the

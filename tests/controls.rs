@@ -2,7 +2,7 @@
 //! webcam (see tests/fakecam/fakecam.h): `list` and `controls` show them, `controls` and
 //! `--control` set them (again after a replug), and `/controls` reads and sets them while
 //! viewers keep streaming, with the same bounds and authentication as every other endpoint.
-//! Device nodes 74..=79 are this file's.
+//! Device nodes 74..=79 and 82 are this file's.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -544,4 +544,63 @@ fn the_page_has_a_controls_panel_whose_slider_sets_the_camera() {
     assert!(w > 0 && h > 0 && !pixels.is_empty());
     assert_eq!(srv.metric("camstream_control_changes_total"), 2.0);
     page.assert_no_errors();
+}
+
+/// Device node 82: a camera that stalls. Control requests wait for the capture thread, which is
+/// stuck in a read; they may hold all workers but one, so `/healthz` still answers at once.
+#[test]
+fn control_requests_to_a_stalled_camera_leave_a_worker_for_everything_else() {
+    let Some(_nodes) = Nodes::make(&[82]) else {
+        return;
+    };
+    let env = [
+        ("FAKECAM_DEVICES", "/dev/video82"),
+        ("FAKECAM_STALL_AFTER", "3"),
+        ("FAKECAM_STALL_PERSIST", "1"),
+    ];
+    let srv = Server::start_with(
+        cam_cmd(&env),
+        &[
+            "--source",
+            "camera:82",
+            "--timeout",
+            "60s",
+            "--workers",
+            "4",
+        ],
+    );
+    let a = srv.addr;
+    // Let it stall: a viewer sees the same frame come back (the idle resend).
+    let mut v = MjpegClient::open(a, "/stream", 1).unwrap();
+    let mut last = None;
+    for _ in 0..40 {
+        let ts = v.next_part().unwrap().headers["x-timestamp"].clone();
+        if last.as_ref() == Some(&ts) {
+            break;
+        }
+        last = Some(ts);
+    }
+    let askers: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let r = crate::util::get(a, "/controls");
+                // Answered by the capture thread (never, it is stuck), or refused at once.
+                assert_eq!(r.status, 503, "{}", r.text());
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(crate::util::get(a, "/healthz").status, 200);
+        // A worker held by a control request comes back after 2 s.
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "/healthz waited {:?} behind control requests",
+            t.elapsed()
+        );
+    }
+    for t in askers {
+        t.join().unwrap();
+    }
 }

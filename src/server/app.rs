@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::capture::{ControlRequest, SourceStatus, CONTROL_QUEUE};
 use crate::metrics::Metrics;
 use crate::server::auth;
+use crate::server::permit::Counter;
 use crate::server::viewers::Admission;
 use crate::settings::ServeSettings;
 use crate::slot::FrameSlot;
@@ -26,6 +27,10 @@ pub struct App {
     pub started: Instant,
     /// `/controls` requests to the capture thread, which owns the camera.
     pub controls: Sender<ControlRequest>,
+    /// Held by each worker that waits for an answer from the capture thread (a few ms between
+    /// frames, up to 2 s with a stalled camera): at most all workers but one, so a stalled
+    /// camera or a flood of control requests always leaves a worker for everything else.
+    pub control_waiter: Counter,
     /// Their receiving end, for the capture loop.
     pub control_requests: Receiver<ControlRequest>,
 }
@@ -39,6 +44,7 @@ impl App {
         let (controls, control_requests) = crossbeam_channel::bounded(CONTROL_QUEUE);
         Ok(App {
             controls,
+            control_waiter: Counter::limited(settings.workers.saturating_sub(1).max(1), None),
             control_requests,
             admission: Admission::new(
                 settings.max_clients,

@@ -208,6 +208,11 @@ fn controls(req: &rouille::Request, app: &App, post: bool) -> Response {
     } else {
         Vec::new()
     };
+    // Waiting for the capture thread is for all workers but one (see `App::control_waiter`).
+    let Some(_waiting) = app.control_waiter.try_take() else {
+        return text(503, "too many control requests at once; try again")
+            .with_unique_header("Retry-After", "1");
+    };
     let (reply, answer) = crossbeam_channel::bounded(1);
     let request = ControlRequest {
         assignments: assignments.clone(),
