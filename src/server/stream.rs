@@ -25,7 +25,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::frame::Frame;
 use crate::server::app::App;
-use crate::server::conn::{interrupted, read_available, would_block, write_from, Conn, Input};
+use crate::server::conn::{
+    interrupted, read_available, would_block, write_from, Conn, Input, SendMsg,
+};
 use crate::server::http::{Outgoing, ReplyTo};
 use crate::server::permit::{Counter, Permit};
 use crate::server::routes::{self, SNAPSHOT_WAIT};
@@ -251,10 +253,14 @@ impl Client {
         loop {
             let result = match &self.out {
                 Out::Idle => return Flush::Done,
-                Out::Reply { out, off } => write_from(&mut self.conn, &out.bufs(), *off),
-                Out::Part { head, frame, off } => {
-                    write_from(&mut self.conn, &[head, &frame.jpeg, TAIL], *off)
+                Out::Reply { out, off } => {
+                    write_from(&mut SendMsg::new(&self.conn), &out.bufs(), *off)
                 }
+                Out::Part { head, frame, off } => write_from(
+                    &mut SendMsg::new(&self.conn),
+                    &[head, &frame.jpeg, TAIL],
+                    *off,
+                ),
             };
             match result {
                 Ok(0) => return Flush::Gone,
