@@ -7,7 +7,10 @@
 //! window per level (default 10), `--repeat R` (default 3; the table shows the median of the R
 //! runs), `--idle-seconds S` (default 10), `--probes N` 503 tries per level (default 20),
 //! `--baseline-max N` (default 300: the baseline is run only at levels up to this), and
-//! `--no-baseline`.
+//! `--no-baseline`, `--client epoll|threads` (default epoll: one thread reads every viewer with
+//! epoll; threads: a thread per viewer with blocking reads, as separate real clients behave),
+//! `--bin PATH` (the camstream binary to run instead of `target/release/camstream`, e.g. to
+//! compare two builds in one session).
 //!
 //! Everything stays on 127.0.0.1, every phase is bounded in time, and the servers started here
 //! are killed at the end of their level (also on panic, by a drop guard).
@@ -16,7 +19,8 @@
 //! pool of N), N viewers connect at once and are read by one thread with mio (epoll), which
 //! parses the multipart stream incrementally (part head -> Content-Length -> skip the body).
 //! Once every viewer has its first frame (bounded wait) and 1 s more, a window of S seconds is
-//! measured: frames per viewer, the server's CPU (utime+stime from /proc/PID/stat), RSS
+//! measured: frames per viewer, the server's CPU (/proc/PID/task/*/schedstat, ns; utime+stime
+//! from /proc/PID/stat where schedstat is missing), RSS
 //! (VmRSS), threads (/proc/PID/task), and latency = the client's wall clock when a part's last
 //! byte is read minus the part's X-Timestamp (camstream's capture time). After the window, with
 //! the N viewers still streaming, one more viewer is tried `--probes` times and the time from
@@ -48,6 +52,19 @@ struct Opts {
     baseline_max: usize,
     no_baseline: bool,
     connect_timeout: Duration,
+    client: ClientMode,
+    bin: Option<PathBuf>,
+}
+
+/// How the viewers are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientMode {
+    /// One thread reads every viewer with epoll (cheap for the client, so it competes little
+    /// with the server for the cores).
+    Epoll,
+    /// A thread per viewer with blocking reads, as separate real clients behave: N threads
+    /// wake per frame, which costs the client far more and competes with the server.
+    Threads,
 }
 
 fn parse_opts() -> Opts {
@@ -60,6 +77,8 @@ fn parse_opts() -> Opts {
         baseline_max: 300,
         no_baseline: false,
         connect_timeout: Duration::from_secs(60),
+        client: ClientMode::Epoll,
+        bin: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -78,6 +97,14 @@ fn parse_opts() -> Opts {
             "--idle-seconds" => o.idle_seconds = val.parse().expect("--idle-seconds S"),
             "--probes" => o.probes = val.parse().expect("--probes N"),
             "--baseline-max" => o.baseline_max = val.parse().expect("--baseline-max N"),
+            "--client" => {
+                o.client = match val.as_str() {
+                    "epoll" => ClientMode::Epoll,
+                    "threads" => ClientMode::Threads,
+                    _ => panic!("--client epoll|threads"),
+                }
+            }
+            "--bin" => o.bin = Some(PathBuf::from(val)),
             "--no-baseline" => {
                 o.no_baseline = true;
                 used = 1;
@@ -703,6 +730,272 @@ impl Crowd {
     }
 }
 
+/// The viewers of one level, read by either client design.
+trait Viewers {
+    /// Lets the viewers read until `until`.
+    fn pump(&mut self, until: Instant);
+    fn all_settled(&self, which: &[usize]) -> bool;
+    fn not_streaming(&self) -> Vec<usize>;
+    fn reconnect(&mut self, i: usize, addr: SocketAddr);
+    fn errors(&self) -> String;
+    fn stuck(&self) -> String;
+    fn frames(&self) -> Vec<u64>;
+    /// Viewer `i` still has its connection.
+    fn connected(&self, i: usize) -> bool;
+    fn set_measuring(&mut self, on: bool);
+    fn take_latencies(&mut self) -> Vec<f64>;
+}
+
+impl Viewers for Crowd {
+    fn pump(&mut self, until: Instant) {
+        Crowd::pump(self, until)
+    }
+    fn all_settled(&self, which: &[usize]) -> bool {
+        Crowd::all_settled(self, which)
+    }
+    fn not_streaming(&self) -> Vec<usize> {
+        Crowd::not_streaming(self)
+    }
+    fn reconnect(&mut self, i: usize, addr: SocketAddr) {
+        Crowd::reconnect(self, i, addr)
+    }
+    fn errors(&self) -> String {
+        Crowd::errors(self)
+    }
+    fn stuck(&self) -> String {
+        Crowd::stuck(self)
+    }
+    fn frames(&self) -> Vec<u64> {
+        Crowd::frames(self)
+    }
+    fn connected(&self, i: usize) -> bool {
+        self.viewers[i].sock.is_some()
+    }
+    fn set_measuring(&mut self, on: bool) {
+        self.rec.measuring = on;
+    }
+    fn take_latencies(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.rec.latencies_ms)
+    }
+}
+
+/// What a viewer thread shows the bench.
+struct Seen {
+    st: St,
+    frames: u64,
+    streaming: bool,
+    connected: bool,
+    error: Option<String>,
+    latencies_ms: Vec<f64>,
+    /// Set by the bench: the thread stops (a reconnect replaced it, or the level ended).
+    cancel: bool,
+}
+
+/// A thread per viewer, each with a blocking socket and the same multipart parser as [`Crowd`].
+/// Each thread publishes what it saw after every read under its own (uncontended) lock.
+struct Threads {
+    seen: Vec<std::sync::Arc<std::sync::Mutex<Seen>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    measuring: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    request: std::sync::Arc<[u8]>,
+}
+
+/// How long a viewer thread blocks in a read before it looks at its cancel flag.
+const THREAD_READ_TIMEOUT: Duration = Duration::from_millis(100);
+
+impl Threads {
+    fn connect(addr: SocketAddr, n: usize, path: &str) -> io::Result<Threads> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: camstream-load-bench\r\n\r\n"
+        );
+        let mut t = Threads {
+            seen: Vec::with_capacity(n),
+            threads: Vec::with_capacity(n),
+            measuring: Default::default(),
+            request: request.into_bytes().into(),
+        };
+        for _ in 0..n {
+            let seen = t.spawn(addr)?;
+            t.seen.push(seen);
+        }
+        Ok(t)
+    }
+
+    fn spawn(&mut self, addr: SocketAddr) -> io::Result<std::sync::Arc<std::sync::Mutex<Seen>>> {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen {
+            st: St::Connecting,
+            frames: 0,
+            streaming: false,
+            connected: true,
+            error: None,
+            latencies_ms: Vec::new(),
+            cancel: false,
+        }));
+        let (s, m, req) = (seen.clone(), self.measuring.clone(), self.request.clone());
+        let h = std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(move || viewer_thread(addr, &req, &s, &m))?;
+        self.threads.push(h);
+        Ok(seen)
+    }
+
+    fn each<T>(&self, f: impl Fn(&Seen) -> T) -> Vec<T> {
+        self.seen
+            .iter()
+            .map(|s| f(&s.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect()
+    }
+}
+
+/// One viewer on its own thread until cancelled or the connection ends.
+fn viewer_thread(
+    addr: SocketAddr,
+    request: &[u8],
+    seen: &std::sync::Mutex<Seen>,
+    measuring: &std::sync::atomic::AtomicBool,
+) {
+    let lock = || seen.lock().unwrap_or_else(|e| e.into_inner());
+    let fail = |why: String| {
+        let mut g = lock();
+        g.connected = false;
+        g.error.get_or_insert(why);
+    };
+    let mut s = match StdStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("connect: {e}")),
+    };
+    if let Err(e) = s
+        .set_read_timeout(Some(THREAD_READ_TIMEOUT))
+        .and_then(|_| s.write_all(request))
+    {
+        return fail(format!("write: {e}"));
+    }
+    let mut v = Viewer::new(None);
+    v.st = St::RespHead;
+    lock().st = St::RespHead;
+    let mut rec = Recorder {
+        measuring: false,
+        latencies_ms: Vec::new(),
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        rec.measuring = measuring.load(std::sync::atomic::Ordering::Relaxed);
+        let result = match s.read(&mut buf) {
+            Ok(0) => Err("closed by the server".to_string()),
+            Ok(n) => v.feed(&buf[..n], unix_now(), &mut rec),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("read: {e}")),
+        };
+        let mut g = lock();
+        g.st = v.st;
+        g.frames = v.frames;
+        g.streaming = v.first_frame.is_some();
+        g.latencies_ms.append(&mut rec.latencies_ms);
+        if let Err(why) = result {
+            g.connected = false;
+            g.error.get_or_insert(why);
+            return;
+        }
+        if g.cancel {
+            g.connected = false;
+            return;
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        for s in &self.seen {
+            s.lock().unwrap_or_else(|e| e.into_inner()).cancel = true;
+        }
+        // Each thread looks at its flag at least every THREAD_READ_TIMEOUT.
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Viewers for Threads {
+    fn pump(&mut self, until: Instant) {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
+    fn all_settled(&self, which: &[usize]) -> bool {
+        which.iter().all(|&i| {
+            let g = self.seen[i].lock().unwrap_or_else(|e| e.into_inner());
+            g.streaming || !g.connected
+        })
+    }
+    fn not_streaming(&self) -> Vec<usize> {
+        let s = self.each(|g| g.streaming);
+        (0..s.len()).filter(|&i| !s[i]).collect()
+    }
+    fn reconnect(&mut self, i: usize, addr: SocketAddr) {
+        self.seen[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancel = true;
+        match self.spawn(addr) {
+            Ok(s) => self.seen[i] = s,
+            Err(e) => {
+                let mut g = self.seen[i].lock().unwrap_or_else(|e| e.into_inner());
+                g.error = Some(format!("cannot start a viewer thread: {e}"));
+            }
+        }
+    }
+    fn errors(&self) -> String {
+        let mut errors: HashMap<String, usize> = HashMap::new();
+        for e in self.each(|g| g.error.clone()).into_iter().flatten() {
+            *errors.entry(e).or_default() += 1;
+        }
+        let mut v: Vec<String> = errors.iter().map(|(k, c)| format!("{c}x {k}")).collect();
+        v.sort();
+        v.join("; ")
+    }
+    fn stuck(&self) -> String {
+        let st = self.each(|g| (g.connected && !g.streaming).then_some(g.st));
+        let alive = |want: St| st.iter().filter(|s| **s == Some(want)).count();
+        format!(
+            "{} connecting, {} awaiting the response, {} awaiting the first frame",
+            alive(St::Connecting),
+            alive(St::RespHead),
+            alive(St::PartHead) + alive(St::Body)
+        )
+    }
+    fn frames(&self) -> Vec<u64> {
+        self.each(|g| g.frames)
+    }
+    fn connected(&self, i: usize) -> bool {
+        self.seen[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .connected
+    }
+    fn set_measuring(&mut self, on: bool) {
+        self.measuring
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        if on {
+            // Latencies from before the window are not the window's.
+            let _ = self.take_latencies();
+        }
+    }
+    fn take_latencies(&mut self) -> Vec<f64> {
+        let mut all = Vec::new();
+        for s in &self.seen {
+            all.append(&mut s.lock().unwrap_or_else(|e| e.into_inner()).latencies_ms);
+        }
+        all
+    }
+}
+
 /// Tries one more viewer `n` times: (status code if any, ms from connect() to the status line,
 /// whether Retry-After was sent).
 fn probe(
@@ -833,8 +1126,13 @@ fn run_level(
     // All N at once (a burst), then whoever is not streaming after BURST_WAIT (refused, or stuck
     // in SYN retries) is closed and reconnected in batches, so that the window measures N.
     let t_connect = Instant::now();
-    let mut crowd =
-        Crowd::connect(addr, n, path).map_err(|e| format!("cannot open viewers: {e}"))?;
+    let mut crowd: Box<dyn Viewers> = match o.client {
+        ClientMode::Epoll => Crowd::connect(addr, n, path).map(|c| Box::new(c) as Box<dyn Viewers>),
+        ClientMode::Threads => {
+            Threads::connect(addr, n, path).map(|c| Box::new(c) as Box<dyn Viewers>)
+        }
+    }
+    .map_err(|e| format!("cannot open viewers: {e}"))?;
     let everyone: Vec<usize> = (0..n).collect();
     let burst_end = t_connect + BURST_WAIT;
     while !crowd.all_settled(&everyone) && Instant::now() < burst_end {
@@ -848,7 +1146,7 @@ fn run_level(
         let stuck = crowd
             .not_streaming()
             .iter()
-            .filter(|&&i| crowd.viewers[i].sock.is_some())
+            .filter(|&&i| crowd.connected(i))
             .count();
         match (e.is_empty(), stuck) {
             (true, 0) => String::new(),
@@ -895,13 +1193,17 @@ fn run_level(
         None
     };
     let frames0 = crowd.frames();
-    let (cpu0, me0, mach0) = (cpu_seconds(&pid_s), cpu_seconds("self"), machine_cpu());
+    // ns-precision CPU (schedstat) where the kernel offers it: 10 ms ticks are coarse next to
+    // a few µs per frame.
+    let fine = |p: u32, s: &str| cpu_seconds_schedstat(p).unwrap_or_else(|| cpu_seconds(s));
+    let me = std::process::id();
+    let (cpu0, me0, mach0) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
     let t0 = Instant::now();
-    crowd.rec.measuring = true;
+    crowd.set_measuring(true);
     crowd.pump(t0 + Duration::from_secs_f64(o.seconds));
-    crowd.rec.measuring = false;
+    crowd.set_measuring(false);
     let secs = t0.elapsed().as_secs_f64();
-    let (cpu1, me1, mach1) = (cpu_seconds(&pid_s), cpu_seconds("self"), machine_cpu());
+    let (cpu1, me1, mach1) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
     let frames1 = crowd.frames();
     let (rss, hwm) = rss_mb(pid);
     let nthreads = thread_count(pid);
@@ -940,7 +1242,7 @@ fn run_level(
     let fps_min = fps.iter().cloned().fold(f64::INFINITY, f64::min);
     let fps_median = median(&mut fps);
     let cpu = cpu1 - cpu0;
-    let mut lat = std::mem::take(&mut crowd.rec.latencies_ms);
+    let mut lat = crowd.take_latencies();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
 
     let mut probe_ms: Vec<f64> = probe_results.iter().map(|p| p.1).collect();
@@ -1111,7 +1413,7 @@ fn med_of(runs: &[Run], f: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
 
 fn main() {
     let o = parse_opts();
-    let bin = camstream_bin();
+    let bin = o.bin.clone().unwrap_or_else(camstream_bin);
     if !bin.exists() {
         eprintln!(
             "error: {} is missing: build it first with `cargo build --release` (this bench runs the release binary)",
@@ -1182,7 +1484,11 @@ fn main() {
         o.viewers, o.seconds, o.repeat, o.idle_seconds, o.probes
     );
     println!(
-        "client: one thread, mio/epoll, incremental multipart parsing; viewers connect all at once"
+        "client: {}, incremental multipart parsing; viewers connect all at once",
+        match o.client {
+            ClientMode::Epoll => "--client epoll (one thread, mio/epoll)",
+            ClientMode::Threads => "--client threads (a thread per viewer, blocking reads)",
+        }
     );
 
     let mut idle: HashMap<Kind, Vec<Idle>> = HashMap::new();
