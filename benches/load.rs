@@ -10,7 +10,11 @@
 //! `--no-baseline`, `--client epoll|threads` (default epoll: one thread reads every viewer with
 //! epoll; threads: a thread per viewer with blocking reads, as separate real clients behave),
 //! `--bin PATH` (the camstream binary to run instead of `target/release/camstream`, e.g. to
-//! compare two builds in one session).
+//! compare two builds in one session), `--peer ustreamer` (also runs camstream and µStreamer on
+//! the project's fake camera, tests/fakecam, with the same MJPEG frames passed through, and
+//! prints them side by side with ratios; it installs nothing: `ustreamer` must be on PATH, a C
+//! compiler must build the fake camera, and /dev/video88 must be creatable (root); otherwise
+//! the peer is skipped with the reason).
 //!
 //! Everything stays on 127.0.0.1, every phase is bounded in time, and the servers started here
 //! are killed at the end of their level (also on panic, by a drop guard).
@@ -54,6 +58,7 @@ struct Opts {
     connect_timeout: Duration,
     client: ClientMode,
     bin: Option<PathBuf>,
+    peer_ustreamer: bool,
 }
 
 /// How the viewers are read.
@@ -79,6 +84,7 @@ fn parse_opts() -> Opts {
         connect_timeout: Duration::from_secs(60),
         client: ClientMode::Epoll,
         bin: None,
+        peer_ustreamer: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -105,6 +111,10 @@ fn parse_opts() -> Opts {
                 }
             }
             "--bin" => o.bin = Some(PathBuf::from(val)),
+            "--peer" => {
+                assert!(val == "ustreamer", "--peer ustreamer");
+                o.peer_ustreamer = true;
+            }
             "--no-baseline" => {
                 o.no_baseline = true;
                 used = 1;
@@ -145,13 +155,24 @@ fn baseline_script() -> PathBuf {
 }
 
 /// Starts `camstream serve` on a free port; returns it with the bound address.
-fn start_camstream(max_clients: usize, tmp: &Path) -> Result<(Proc, SocketAddr), String> {
+fn start_camstream(
+    max_clients: usize,
+    tmp: &Path,
+    cam: Option<&FakeCam>,
+) -> Result<(Proc, SocketAddr), String> {
     let log = tmp.join(format!("camstream-{max_clients}.stderr"));
     let bin = SERVER_BIN.get().cloned().unwrap_or_else(camstream_bin);
-    let mut child = Command::new(&bin)
-        .args([
-            "serve", "--source", "pattern", "--size", "640x480", "--fps", "30",
-        ])
+    let mut cmd = Command::new(&bin);
+    match cam {
+        None => cmd.args(["serve", "--source", "pattern"]),
+        Some(c) => c
+            .env(&mut cmd)
+            .args(["serve", "--source"])
+            .arg(format!("camera:{}", c.dev.display()))
+            .args(["--format", "mjpeg"]),
+    };
+    let mut child = cmd
+        .args(["--size", "640x480", "--fps", "30"])
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -190,6 +211,142 @@ fn start_camstream(max_clients: usize, tmp: &Path) -> Result<(Proc, SocketAddr),
         .ok_or_else(|| format!("cannot find the address in camstream's first line: {line:?}"))?;
     assert!(addr.ip().is_loopback());
     Ok((proc, addr))
+}
+
+/// The project's fake V4L2 camera (tests/fakecam), built here, with its device node; the node
+/// is removed on drop.
+struct FakeCam {
+    lib: PathBuf,
+    dev: PathBuf,
+}
+
+/// The node's number: away from the ones the tests use (60..=73).
+const FAKECAM_NODE: u32 = 88;
+
+impl FakeCam {
+    /// Builds libfakecam.so the way tests/fakecam.rs does and makes /dev/video88.
+    fn make(tmp: &Path) -> Result<FakeCam, String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakecam");
+        let lib = tmp.join("libfakecam.so");
+        let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&lib)
+            .args(["state.c", "jpeg.c", "scene.c", "v4l2.c", "interpose.c"].map(|f| dir.join(f)))
+            .args(["-ldl", "-lm", "-pthread"])
+            .status()
+            .map_err(|e| format!("cannot run cc to build the fake camera: {e}"))?;
+        if !st.success() {
+            return Err(format!(
+                "building the fake camera in {} failed",
+                dir.display()
+            ));
+        }
+        let dev = PathBuf::from(format!("/dev/video{FAKECAM_NODE}"));
+        if dev.exists() {
+            return Err(format!("{} exists already; remove it first", dev.display()));
+        }
+        let c = std::ffi::CString::new(dev.to_str().unwrap()).unwrap();
+        // SAFETY: mknod with a valid C string; makedev(81, n) is the V4L major.
+        let rc = unsafe {
+            libc::mknod(
+                c.as_ptr(),
+                libc::S_IFCHR | 0o660,
+                libc::makedev(81, FAKECAM_NODE),
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(format!("cannot create {}: {e} (needs root)", dev.display()));
+        }
+        Ok(FakeCam { lib, dev })
+    }
+
+    /// Preloads the fake camera into `cmd`: one MJPEG 640x480 device, so that both servers
+    /// pass the same generated frames through.
+    fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("LD_PRELOAD", &self.lib)
+            .env("FAKECAM_DEVICES", &self.dev)
+            .env("FAKECAM_FORMATS", "MJPG:640x480")
+    }
+}
+
+impl Drop for FakeCam {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.dev);
+    }
+}
+
+/// `ustreamer` on PATH, if there.
+fn find_ustreamer() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("ustreamer"))
+        .find(|p| p.is_file())
+}
+
+/// Seconds to add to a CLOCK_MONOTONIC time to get the wall clock: µStreamer's X-Timestamp is
+/// its send time, so capture→receive uses its grab stamp (monotonic, like V4L2's).
+static MONO_TO_UNIX: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+fn mono_to_unix() -> f64 {
+    *MONO_TO_UNIX.get_or_init(|| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid timespec to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        unix_now() - (ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    })
+}
+
+/// Starts µStreamer on the fake camera (MJPEG, so it passes frames through) and waits until it
+/// accepts connections. It has no viewer limit.
+fn start_ustreamer(
+    bin: &Path,
+    cam: &FakeCam,
+    n: usize,
+    tmp: &Path,
+) -> Result<(Proc, SocketAddr), String> {
+    let port = free_port();
+    let log = tmp.join(format!("ustreamer-{n}.stderr"));
+    let child = cam
+        .env(&mut Command::new(bin))
+        .arg("--device")
+        .arg(&cam.dev)
+        .args(["--format", "MJPEG", "--resolution", "640x480"])
+        .args(["--desired-fps", "30", "--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    wait_listening(
+        Proc {
+            child,
+            stderr_log: log,
+        },
+        port,
+        "ustreamer",
+    )
+}
+
+/// Waits (at most 20 s) until a server started on `port` accepts connections.
+fn wait_listening(mut proc: Proc, port: u16, what: &str) -> Result<(Proc, SocketAddr), String> {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(st)) = proc.child.try_wait() {
+            return Err(format!("{what} exited ({st}): {}", proc.stderr_tail()));
+        }
+        if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok((proc, addr));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what} did not start listening within 20 s"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn python_has_cv2() -> bool {
@@ -244,28 +401,14 @@ fn start_baseline(video: &Path, pool: usize, tmp: &Path) -> Result<(Proc, Socket
         .stderr(File::create(&log).map_err(|e| e.to_string())?)
         .spawn()
         .map_err(|e| format!("cannot start the baseline: {e}"))?;
-    let mut proc = Proc {
-        child,
-        stderr_log: log,
-    };
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(st)) = proc.child.try_wait() {
-            return Err(format!(
-                "the baseline exited ({st}): {}",
-                proc.stderr_tail()
-            ));
-        }
-        if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("the baseline did not start listening within 20 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok((proc, addr))
+    wait_listening(
+        Proc {
+            child,
+            stderr_log: log,
+        },
+        port,
+        "the baseline",
+    )
 }
 
 // ---------------------------------------------------------------- /proc readings
@@ -491,7 +634,10 @@ impl Viewer {
             if k.eq_ignore_ascii_case("content-length") {
                 len = v.trim().parse::<usize>().ok();
             } else if k.eq_ignore_ascii_case("x-timestamp") {
-                self.timestamp = v.trim().parse::<f64>().ok();
+                self.timestamp = self.timestamp.or(v.trim().parse::<f64>().ok());
+            } else if k.eq_ignore_ascii_case("x-ustreamer-grab-timestamp") {
+                // µStreamer's capture time (monotonic); its X-Timestamp is the send time.
+                self.timestamp = v.trim().parse::<f64>().ok().map(|t| t + mono_to_unix());
             }
         }
         let Some(len) = len else {
@@ -1052,10 +1198,21 @@ fn probe(
 
 // ---------------------------------------------------------------- one level
 
+const ALL_KINDS: [Kind; 4] = [
+    Kind::Camstream,
+    Kind::Baseline,
+    Kind::CamstreamCam,
+    Kind::Ustreamer,
+];
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
     Camstream,
     Baseline,
+    /// camstream on the fake camera (--peer ustreamer).
+    CamstreamCam,
+    /// µStreamer on the same fake camera (--peer ustreamer).
+    Ustreamer,
 }
 
 impl Kind {
@@ -1063,6 +1220,8 @@ impl Kind {
         match self {
             Kind::Camstream => "camstream",
             Kind::Baseline => "baseline",
+            Kind::CamstreamCam => "camstream (fakecam)",
+            Kind::Ustreamer => "ustreamer (fakecam)",
         }
     }
 }
@@ -1098,30 +1257,41 @@ struct Run {
     not_streaming: String,
 }
 
-fn run_level(
-    kind: Kind,
-    n: usize,
-    o: &Opts,
-    tmp: &Path,
-    video: Option<&Path>,
-) -> Result<Run, String> {
-    let (server, addr) = match kind {
-        Kind::Camstream => start_camstream(n, tmp)?,
-        Kind::Baseline => start_baseline(video.unwrap(), n, tmp)?,
-    };
+/// What the servers run on: the baseline's video, the fake camera and µStreamer for the peer.
+struct Inputs<'a> {
+    video: Option<&'a Path>,
+    cam: Option<&'a FakeCam>,
+    ustreamer: Option<&'a Path>,
+}
+
+/// Starts the server of `kind` for `n` viewers.
+fn start(kind: Kind, n: usize, tmp: &Path, ins: &Inputs) -> Result<(Proc, SocketAddr), String> {
+    let missing = || format!("{} cannot run here", kind.name());
+    match kind {
+        Kind::Camstream => start_camstream(n, tmp, None),
+        Kind::Baseline => start_baseline(ins.video.ok_or_else(missing)?, n, tmp),
+        Kind::CamstreamCam => start_camstream(n, tmp, Some(ins.cam.ok_or_else(missing)?)),
+        Kind::Ustreamer => start_ustreamer(
+            ins.ustreamer.ok_or_else(missing)?,
+            ins.cam.ok_or_else(missing)?,
+            n,
+            tmp,
+        ),
+    }
+}
+
+fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result<Run, String> {
+    let (server, addr) = start(kind, n, tmp, ins)?;
+    let is_camstream = matches!(kind, Kind::Camstream | Kind::CamstreamCam);
     let pid = server.pid();
     let pid_s = pid.to_string();
-    let path = if kind == Kind::Camstream {
-        "/stream"
-    } else {
+    let path = if kind == Kind::Baseline {
         "/"
+    } else {
+        "/stream"
     };
     // Let the source start (the baseline opens its video and starts its sender thread).
-    std::thread::sleep(Duration::from_millis(if kind == Kind::Camstream {
-        300
-    } else {
-        1000
-    }));
+    std::thread::sleep(Duration::from_millis(if is_camstream { 300 } else { 1000 }));
 
     // All N at once (a burst), then whoever is not streaming after BURST_WAIT (refused, or stuck
     // in SYN retries) is closed and reconnected in batches, so that the window measures N.
@@ -1187,7 +1357,7 @@ fn run_level(
     crowd.pump(Instant::now() + Duration::from_secs(1));
 
     // The measured window.
-    let state0 = if kind == Kind::Camstream {
+    let state0 = if is_camstream {
         state_totals(addr)
     } else {
         None
@@ -1207,17 +1377,18 @@ fn run_level(
     let frames1 = crowd.frames();
     let (rss, hwm) = rss_mb(pid);
     let nthreads = thread_count(pid);
-    let state1 = if kind == Kind::Camstream {
+    let state1 = if is_camstream {
         state_totals(addr)
     } else {
         None
     };
 
     // One viewer too many, while the N viewers keep streaming.
-    let (probes, probe_timeout) = match kind {
-        Kind::Camstream => (o.probes, Duration::from_secs(2)),
-        // The baseline queues viewer N+1 silently; one try shows it.
-        Kind::Baseline => (1, Duration::from_secs(2)),
+    let (probes, probe_timeout) = if is_camstream {
+        (o.probes, Duration::from_secs(2))
+    } else {
+        // The baseline queues viewer N+1 silently and µStreamer has no limit; one try shows it.
+        (1, Duration::from_secs(2))
     };
     let probe_path = path.to_string();
     let prober = std::thread::spawn(move || probe(addr, &probe_path, probes, probe_timeout));
@@ -1317,11 +1488,8 @@ struct Idle {
     threads: usize,
 }
 
-fn run_idle(kind: Kind, o: &Opts, tmp: &Path, video: Option<&Path>) -> Result<Idle, String> {
-    let (server, _addr) = match kind {
-        Kind::Camstream => start_camstream(10, tmp)?,
-        Kind::Baseline => start_baseline(video.unwrap(), 1, tmp)?,
-    };
+fn run_idle(kind: Kind, o: &Opts, tmp: &Path, ins: &Inputs) -> Result<Idle, String> {
+    let (server, _addr) = start(kind, if kind == Kind::Baseline { 1 } else { 10 }, tmp, ins)?;
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(2));
     let (c0, f0) = (cpu_seconds(&pid.to_string()), cpu_seconds_schedstat(pid));
@@ -1479,6 +1647,42 @@ fn main() {
     } else {
         println!("{baseline_note}");
     }
+    // The peer: µStreamer and camstream on the same fake camera.
+    let mut peer_note = String::new();
+    let (mut cam, mut ustreamer) = (None, None);
+    if o.peer_ustreamer {
+        match find_ustreamer() {
+            None => {
+                peer_note = "peer skipped: ustreamer is not on PATH (Debian: apt-get install ustreamer; this bench installs nothing)".into()
+            }
+            Some(u) => match FakeCam::make(tmp.path()) {
+                Ok(c) => {
+                    let version = Command::new(&u)
+                        .arg("--version")
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .unwrap_or_default();
+                    println!(
+                        "peer: {} {version} --device {} --format MJPEG --resolution 640x480 --desired-fps 30, and camstream serve --source camera:{} --format mjpeg, both on tests/fakecam (LD_PRELOAD, MJPG:640x480); µStreamer's latency from its X-UStreamer-Grab-Timestamp (monotonic)",
+                        u.display(),
+                        c.dev.display(),
+                        c.dev.display()
+                    );
+                    cam = Some(c);
+                    ustreamer = Some(u);
+                }
+                Err(e) => peer_note = format!("peer skipped: {e}"),
+            },
+        }
+        if !peer_note.is_empty() {
+            println!("{peer_note}");
+        }
+    }
+    let ins = Inputs {
+        video: video.as_deref(),
+        cam: cam.as_ref(),
+        ustreamer: ustreamer.as_deref(),
+    };
     println!(
         "levels {:?}, window {} s, {} repeats (median shown), idle window {} s, {} probes per level, RLIMIT_NOFILE {fd_limit}",
         o.viewers, o.seconds, o.repeat, o.idle_seconds, o.probes
@@ -1495,13 +1699,15 @@ fn main() {
     let mut runs: HashMap<(Kind, usize), Vec<Run>> = HashMap::new();
     let mut failures: Vec<String> = Vec::new();
     for rep in 1..=o.repeat {
-        let kinds: Vec<Kind> = if video.is_some() {
-            vec![Kind::Camstream, Kind::Baseline]
-        } else {
-            vec![Kind::Camstream]
-        };
+        let mut kinds = vec![Kind::Camstream];
+        if video.is_some() {
+            kinds.push(Kind::Baseline);
+        }
+        if ustreamer.is_some() {
+            kinds.extend([Kind::CamstreamCam, Kind::Ustreamer]);
+        }
         for &kind in &kinds {
-            match run_idle(kind, &o, tmp.path(), video.as_deref()) {
+            match run_idle(kind, &o, tmp.path(), &ins) {
                 Ok(r) => {
                     println!(
                         "  run {rep} {} idle (source running, no viewers): CPU {:.2} % (schedstat {} %), RSS {:.1} MB, threads {}",
@@ -1521,7 +1727,7 @@ fn main() {
                 if kind == Kind::Baseline && !baseline_levels.contains(&n) {
                     continue;
                 }
-                match run_level(kind, n, &o, tmp.path(), video.as_deref()) {
+                match run_level(kind, n, &o, tmp.path(), &ins) {
                     Ok(r) => {
                         print_run(kind, rep, &r);
                         runs.entry((kind, n)).or_default().push(r);
@@ -1545,7 +1751,7 @@ fn main() {
         "| server | CPU % (/proc/PID/stat ticks) | CPU % (schedstat, ns) | RSS MB | threads |"
     );
     println!("|---|---|---|---|---|");
-    for kind in [Kind::Camstream, Kind::Baseline] {
+    for kind in ALL_KINDS {
         if let Some(v) = idle.get(&kind) {
             let m = |f: &dyn Fn(&Idle) -> Option<f64>| {
                 let mut x: Vec<f64> = v.iter().filter_map(f).collect();
@@ -1573,7 +1779,7 @@ fn main() {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for &n in &o.viewers {
-        for kind in [Kind::Camstream, Kind::Baseline] {
+        for kind in ALL_KINDS {
             let Some(rs) = runs.get(&(kind, n)) else {
                 continue;
             };
@@ -1600,6 +1806,46 @@ fn main() {
                 f2o(m(&|r| r.skipped_per_s)),
                 f1(m(&|r| Some(r.client_cpu_pct)).unwrap_or(f64::NAN)),
                 f1(m(&|r| Some(r.others_cpu_pct)).unwrap_or(f64::NAN)),
+            );
+        }
+    }
+
+    if ustreamer.is_some() {
+        println!();
+        println!("camstream against µStreamer on the same fake camera (ratio = camstream / µStreamer; below 1 is camstream ahead):");
+        println!("| viewers | CPU us/frame camstream / ustreamer | ratio | latency p99 ms camstream / ustreamer | ratio | fps min camstream / ustreamer | RSS MB camstream / ustreamer | client CPU % (camstream run / ustreamer run) |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for &n in &o.viewers {
+            let (Some(c), Some(u)) = (
+                runs.get(&(Kind::CamstreamCam, n)),
+                runs.get(&(Kind::Ustreamer, n)),
+            ) else {
+                continue;
+            };
+            let m = |rs: &[Run], f: &dyn Fn(&Run) -> Option<f64>| med_of(rs, f);
+            let (cu, uu) = (
+                m(c, &|r| Some(r.us_per_frame)),
+                m(u, &|r| Some(r.us_per_frame)),
+            );
+            let (cl, ul) = (m(c, &|r| r.lat_p99), m(u, &|r| r.lat_p99));
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "n/a".into(),
+            };
+            println!(
+                "| {n} | {} / {} | {} | {} / {} | {} | {} / {} | {} / {} | {} / {} |",
+                f2o(cu),
+                f2o(uu),
+                ratio(cu, uu),
+                f2o(cl),
+                f2o(ul),
+                ratio(cl, ul),
+                f1(m(c, &|r| Some(r.fps_min)).unwrap_or(f64::NAN)),
+                f1(m(u, &|r| Some(r.fps_min)).unwrap_or(f64::NAN)),
+                f1(m(c, &|r| Some(r.rss_mb)).unwrap_or(f64::NAN)),
+                f1(m(u, &|r| Some(r.rss_mb)).unwrap_or(f64::NAN)),
+                f1(m(c, &|r| Some(r.client_cpu_pct)).unwrap_or(f64::NAN)),
+                f1(m(u, &|r| Some(r.client_cpu_pct)).unwrap_or(f64::NAN)),
             );
         }
     }
@@ -1678,5 +1924,8 @@ fn main() {
     }
     if !baseline_note.is_empty() && video.is_none() {
         println!("note: {baseline_note}");
+    }
+    if !peer_note.is_empty() {
+        println!("note: {peer_note}");
     }
 }
