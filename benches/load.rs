@@ -14,7 +14,9 @@
 //! the project's fake camera, tests/fakecam, with the same MJPEG frames passed through, and
 //! prints them side by side with ratios; it installs nothing: `ustreamer` must be on PATH, a C
 //! compiler must build the fake camera, and /dev/video88 must be creatable (root); otherwise
-//! the peer is skipped with the reason).
+//! the peer is skipped with the reason), `--refusal-burst N` (also, once per repeat: N requests
+//! at once on a camstream with `--max-clients 3`, and the time from connect() to the status
+//! line of the refused ones).
 //!
 //! Everything stays on 127.0.0.1, every phase is bounded in time, and the servers started here
 //! are killed at the end of their level (also on panic, by a drop guard).
@@ -59,6 +61,7 @@ struct Opts {
     client: ClientMode,
     bin: Option<PathBuf>,
     peer_ustreamer: bool,
+    refusal_burst: usize,
 }
 
 /// How the viewers are read.
@@ -85,6 +88,7 @@ fn parse_opts() -> Opts {
         client: ClientMode::Epoll,
         bin: None,
         peer_ustreamer: false,
+        refusal_burst: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -111,6 +115,7 @@ fn parse_opts() -> Opts {
                 }
             }
             "--bin" => o.bin = Some(PathBuf::from(val)),
+            "--refusal-burst" => o.refusal_burst = val.parse().expect("--refusal-burst N"),
             "--peer" => {
                 assert!(val == "ustreamer", "--peer ustreamer");
                 o.peer_ustreamer = true;
@@ -1196,6 +1201,106 @@ fn probe(
     out
 }
 
+/// N stream requests at once (non-blocking connects, each request sent as soon as its socket
+/// connects): for each, the status code (None: no status line within 10 s) and the ms from its
+/// connect() to its status line.
+fn refusal_burst(addr: SocketAddr, n: usize) -> io::Result<Vec<(Option<u16>, f64)>> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let request = format!("GET /stream HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    // (socket, connect time, bytes read, request sent, result)
+    type Conn = (
+        TcpStream,
+        Instant,
+        Vec<u8>,
+        bool,
+        Option<(Option<u16>, f64)>,
+    );
+    let mut conns: Vec<Conn> = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(addr)?;
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        conns.push((s, t, Vec::new(), false, None));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = n;
+    while left > 0 && Instant::now() < deadline {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if c.4.is_some() {
+                continue;
+            }
+            if ev.is_writable() && !c.3 && c.0.peer_addr().is_ok() {
+                c.3 = c.0.write(request.as_bytes()).is_ok();
+            }
+            let mut chunk = [0u8; 1024];
+            let mut closed = false;
+            loop {
+                match c.0.read(&mut chunk) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(k) => c.2.extend_from_slice(&chunk[..k]),
+                    Err(_) => break,
+                }
+            }
+            if c.2.windows(2).any(|w| w == b"\r\n") || closed {
+                let text = String::from_utf8_lossy(&c.2);
+                let code = text.split_whitespace().nth(1).and_then(|x| x.parse().ok());
+                c.4 = Some((code, c.1.elapsed().as_secs_f64() * 1e3));
+                left -= 1;
+            }
+        }
+    }
+    Ok(conns
+        .into_iter()
+        .map(|c| c.4.unwrap_or((None, f64::NAN)))
+        .collect())
+}
+
+/// One refusal burst against a fresh camstream with `--max-clients 3`, printed.
+fn run_refusal_burst(n: usize, rep: usize, tmp: &Path) -> Result<(), String> {
+    let (server, addr) = start_camstream(3, tmp, None)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let me = std::process::id();
+    let fine = |p: u32, s: &str| cpu_seconds_schedstat(p).unwrap_or_else(|| cpu_seconds(s));
+    let (s0, c0, t0) = (
+        fine(server.pid(), &server.pid().to_string()),
+        fine(me, "self"),
+        Instant::now(),
+    );
+    let got = refusal_burst(addr, n).map_err(|e| format!("refusal burst: {e}"))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let (s1, c1) = (
+        fine(server.pid(), &server.pid().to_string()),
+        fine(me, "self"),
+    );
+    drop(server);
+    let mut ms: Vec<f64> = got
+        .iter()
+        .filter(|g| g.0 == Some(503))
+        .map(|g| g.1)
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let ok = got.iter().filter(|g| g.0 == Some(200)).count();
+    let none = got.iter().filter(|g| g.0.is_none()).count();
+    println!(
+        "  run {rep} refusal burst: {n} requests at once on --max-clients 3: {}x 503 (ms from connect() to the status line: p50 {}, p99 {}, max {}), {ok}x 200, {none} without a status; over the burst's {:.0} ms: server CPU {:.1} ms, client CPU {:.1} ms",
+        ms.len(),
+        f2o(percentile(&ms, 0.50)),
+        f2o(percentile(&ms, 0.99)),
+        f2o(ms.last().copied()),
+        secs * 1e3,
+        (s1 - s0) * 1e3,
+        (c1 - c0) * 1e3,
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- one level
 
 const ALL_KINDS: [Kind; 4] = [
@@ -1699,6 +1804,11 @@ fn main() {
     let mut runs: HashMap<(Kind, usize), Vec<Run>> = HashMap::new();
     let mut failures: Vec<String> = Vec::new();
     for rep in 1..=o.repeat {
+        if o.refusal_burst > 0 {
+            if let Err(e) = run_refusal_burst(o.refusal_burst, rep, tmp.path()) {
+                failures.push(format!("run {rep} refusal burst: {e}"));
+            }
+        }
         let mut kinds = vec![Kind::Camstream];
         if video.is_some() {
             kinds.push(Kind::Baseline);
