@@ -3,7 +3,7 @@
 //!
 //! A sender sleeps in epoll until the slot announces a frame, a viewer's socket has room again,
 //! or a deadline comes (a `?fps=` cap, the idle resend, an eviction check). Each new frame goes
-//! to every idle viewer with one `writev` (part head, the shared JPEG bytes, the delimiter); a
+//! to every idle viewer with one `sendmsg` (part head, the shared JPEG bytes, the delimiter); a
 //! viewer whose socket is full keeps its place in the frame and gets the rest when the socket
 //! drains, then the newest frame; the frames it missed are counted as skipped. A viewer that
 //! takes no byte for `--send-timeout` is evicted. Nobody waits for anybody: the capture loop
