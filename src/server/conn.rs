@@ -69,7 +69,8 @@ pub fn read_available(
     }
 }
 
-/// Writes as much of `bufs`, from byte `off` on, as the socket takes with one vectored write (`writev`, or `sendmsg` through [`SendMsg`]).
+/// Writes as much of `bufs`, from byte `off` on, as the socket takes with one vectored write
+/// (`writev`, or `sendmsg` through [`SendMsg`]).
 pub fn write_from(w: &mut impl Write, bufs: &[&[u8]], mut off: usize) -> io::Result<usize> {
     let mut slices = [IoSlice::new(&[]); 3];
     let mut n = 0;
