@@ -7,7 +7,16 @@
 //! window per level (default 10), `--repeat R` (default 3; the table shows the median of the R
 //! runs), `--idle-seconds S` (default 10), `--probes N` 503 tries per level (default 20),
 //! `--baseline-max N` (default 300: the baseline is run only at levels up to this), and
-//! `--no-baseline`.
+//! `--no-baseline`, `--client epoll|threads` (default epoll: one thread reads every viewer with
+//! epoll; threads: a thread per viewer with blocking reads, as separate real clients behave),
+//! `--bin PATH` (the camstream binary to run instead of `target/release/camstream`, e.g. to
+//! compare two builds in one session), `--peer ustreamer` (also runs camstream and µStreamer on
+//! the project's fake camera, tests/fakecam, with the same MJPEG frames passed through, and
+//! prints them side by side with ratios; it installs nothing: `ustreamer` must be on PATH, a C
+//! compiler must build the fake camera, and /dev/video88 must be creatable (root); otherwise
+//! the peer is skipped with the reason), `--refusal-burst N` (also, once per repeat: N requests
+//! at once on a camstream with `--max-clients 3`, and the time from connect() to the status
+//! line of the refused ones).
 //!
 //! Everything stays on 127.0.0.1, every phase is bounded in time, and the servers started here
 //! are killed at the end of their level (also on panic, by a drop guard).
@@ -16,7 +25,8 @@
 //! pool of N), N viewers connect at once and are read by one thread with mio (epoll), which
 //! parses the multipart stream incrementally (part head -> Content-Length -> skip the body).
 //! Once every viewer has its first frame (bounded wait) and 1 s more, a window of S seconds is
-//! measured: frames per viewer, the server's CPU (utime+stime from /proc/PID/stat), RSS
+//! measured: frames per viewer, the server's CPU (/proc/PID/task/*/schedstat, ns; utime+stime
+//! from /proc/PID/stat where schedstat is missing), RSS
 //! (VmRSS), threads (/proc/PID/task), and latency = the client's wall clock when a part's last
 //! byte is read minus the part's X-Timestamp (camstream's capture time). After the window, with
 //! the N viewers still streaming, one more viewer is tried `--probes` times and the time from
@@ -48,6 +58,21 @@ struct Opts {
     baseline_max: usize,
     no_baseline: bool,
     connect_timeout: Duration,
+    client: ClientMode,
+    bin: Option<PathBuf>,
+    peer_ustreamer: bool,
+    refusal_burst: usize,
+}
+
+/// How the viewers are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientMode {
+    /// One thread reads every viewer with epoll (cheap for the client, so it competes little
+    /// with the server for the cores).
+    Epoll,
+    /// A thread per viewer with blocking reads, as separate real clients behave: N threads
+    /// wake per frame, which costs the client far more and competes with the server.
+    Threads,
 }
 
 fn parse_opts() -> Opts {
@@ -60,6 +85,10 @@ fn parse_opts() -> Opts {
         baseline_max: 300,
         no_baseline: false,
         connect_timeout: Duration::from_secs(60),
+        client: ClientMode::Epoll,
+        bin: None,
+        peer_ustreamer: false,
+        refusal_burst: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -78,6 +107,19 @@ fn parse_opts() -> Opts {
             "--idle-seconds" => o.idle_seconds = val.parse().expect("--idle-seconds S"),
             "--probes" => o.probes = val.parse().expect("--probes N"),
             "--baseline-max" => o.baseline_max = val.parse().expect("--baseline-max N"),
+            "--client" => {
+                o.client = match val.as_str() {
+                    "epoll" => ClientMode::Epoll,
+                    "threads" => ClientMode::Threads,
+                    _ => panic!("--client epoll|threads"),
+                }
+            }
+            "--bin" => o.bin = Some(PathBuf::from(val)),
+            "--refusal-burst" => o.refusal_burst = val.parse().expect("--refusal-burst N"),
+            "--peer" => {
+                assert!(val == "ustreamer", "--peer ustreamer");
+                o.peer_ustreamer = true;
+            }
             "--no-baseline" => {
                 o.no_baseline = true;
                 used = 1;
@@ -118,13 +160,24 @@ fn baseline_script() -> PathBuf {
 }
 
 /// Starts `camstream serve` on a free port; returns it with the bound address.
-fn start_camstream(max_clients: usize, tmp: &Path) -> Result<(Proc, SocketAddr), String> {
+fn start_camstream(
+    max_clients: usize,
+    tmp: &Path,
+    cam: Option<&FakeCam>,
+) -> Result<(Proc, SocketAddr), String> {
     let log = tmp.join(format!("camstream-{max_clients}.stderr"));
     let bin = SERVER_BIN.get().cloned().unwrap_or_else(camstream_bin);
-    let mut child = Command::new(&bin)
-        .args([
-            "serve", "--source", "pattern", "--size", "640x480", "--fps", "30",
-        ])
+    let mut cmd = Command::new(&bin);
+    match cam {
+        None => cmd.args(["serve", "--source", "pattern"]),
+        Some(c) => c
+            .env(&mut cmd)
+            .args(["serve", "--source"])
+            .arg(format!("camera:{}", c.dev.display()))
+            .args(["--format", "mjpeg"]),
+    };
+    let mut child = cmd
+        .args(["--size", "640x480", "--fps", "30"])
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -163,6 +216,142 @@ fn start_camstream(max_clients: usize, tmp: &Path) -> Result<(Proc, SocketAddr),
         .ok_or_else(|| format!("cannot find the address in camstream's first line: {line:?}"))?;
     assert!(addr.ip().is_loopback());
     Ok((proc, addr))
+}
+
+/// The project's fake V4L2 camera (tests/fakecam), built here, with its device node; the node
+/// is removed on drop.
+struct FakeCam {
+    lib: PathBuf,
+    dev: PathBuf,
+}
+
+/// The node's number: away from the ones the tests use (60..=73).
+const FAKECAM_NODE: u32 = 88;
+
+impl FakeCam {
+    /// Builds libfakecam.so the way tests/fakecam.rs does and makes /dev/video88.
+    fn make(tmp: &Path) -> Result<FakeCam, String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakecam");
+        let lib = tmp.join("libfakecam.so");
+        let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&lib)
+            .args(["state.c", "jpeg.c", "scene.c", "v4l2.c", "interpose.c"].map(|f| dir.join(f)))
+            .args(["-ldl", "-lm", "-pthread"])
+            .status()
+            .map_err(|e| format!("cannot run cc to build the fake camera: {e}"))?;
+        if !st.success() {
+            return Err(format!(
+                "building the fake camera in {} failed",
+                dir.display()
+            ));
+        }
+        let dev = PathBuf::from(format!("/dev/video{FAKECAM_NODE}"));
+        if dev.exists() {
+            return Err(format!("{} exists already; remove it first", dev.display()));
+        }
+        let c = std::ffi::CString::new(dev.to_str().unwrap()).unwrap();
+        // SAFETY: mknod with a valid C string; makedev(81, n) is the V4L major.
+        let rc = unsafe {
+            libc::mknod(
+                c.as_ptr(),
+                libc::S_IFCHR | 0o660,
+                libc::makedev(81, FAKECAM_NODE),
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(format!("cannot create {}: {e} (needs root)", dev.display()));
+        }
+        Ok(FakeCam { lib, dev })
+    }
+
+    /// Preloads the fake camera into `cmd`: one MJPEG 640x480 device, so that both servers
+    /// pass the same generated frames through.
+    fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("LD_PRELOAD", &self.lib)
+            .env("FAKECAM_DEVICES", &self.dev)
+            .env("FAKECAM_FORMATS", "MJPG:640x480")
+    }
+}
+
+impl Drop for FakeCam {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.dev);
+    }
+}
+
+/// `ustreamer` on PATH, if there.
+fn find_ustreamer() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("ustreamer"))
+        .find(|p| p.is_file())
+}
+
+/// Seconds to add to a CLOCK_MONOTONIC time to get the wall clock: µStreamer's X-Timestamp is
+/// its send time, so capture→receive uses its grab stamp (monotonic, like V4L2's).
+static MONO_TO_UNIX: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+fn mono_to_unix() -> f64 {
+    *MONO_TO_UNIX.get_or_init(|| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid timespec to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        unix_now() - (ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    })
+}
+
+/// Starts µStreamer on the fake camera (MJPEG, so it passes frames through) and waits until it
+/// accepts connections. It has no viewer limit.
+fn start_ustreamer(
+    bin: &Path,
+    cam: &FakeCam,
+    n: usize,
+    tmp: &Path,
+) -> Result<(Proc, SocketAddr), String> {
+    let port = free_port();
+    let log = tmp.join(format!("ustreamer-{n}.stderr"));
+    let child = cam
+        .env(&mut Command::new(bin))
+        .arg("--device")
+        .arg(&cam.dev)
+        .args(["--format", "MJPEG", "--resolution", "640x480"])
+        .args(["--desired-fps", "30", "--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    wait_listening(
+        Proc {
+            child,
+            stderr_log: log,
+        },
+        port,
+        "ustreamer",
+    )
+}
+
+/// Waits (at most 20 s) until a server started on `port` accepts connections.
+fn wait_listening(mut proc: Proc, port: u16, what: &str) -> Result<(Proc, SocketAddr), String> {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(st)) = proc.child.try_wait() {
+            return Err(format!("{what} exited ({st}): {}", proc.stderr_tail()));
+        }
+        if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok((proc, addr));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what} did not start listening within 20 s"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn python_has_cv2() -> bool {
@@ -217,28 +406,14 @@ fn start_baseline(video: &Path, pool: usize, tmp: &Path) -> Result<(Proc, Socket
         .stderr(File::create(&log).map_err(|e| e.to_string())?)
         .spawn()
         .map_err(|e| format!("cannot start the baseline: {e}"))?;
-    let mut proc = Proc {
-        child,
-        stderr_log: log,
-    };
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(st)) = proc.child.try_wait() {
-            return Err(format!(
-                "the baseline exited ({st}): {}",
-                proc.stderr_tail()
-            ));
-        }
-        if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("the baseline did not start listening within 20 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok((proc, addr))
+    wait_listening(
+        Proc {
+            child,
+            stderr_log: log,
+        },
+        port,
+        "the baseline",
+    )
 }
 
 // ---------------------------------------------------------------- /proc readings
@@ -464,7 +639,10 @@ impl Viewer {
             if k.eq_ignore_ascii_case("content-length") {
                 len = v.trim().parse::<usize>().ok();
             } else if k.eq_ignore_ascii_case("x-timestamp") {
-                self.timestamp = v.trim().parse::<f64>().ok();
+                self.timestamp = self.timestamp.or(v.trim().parse::<f64>().ok());
+            } else if k.eq_ignore_ascii_case("x-ustreamer-grab-timestamp") {
+                // µStreamer's capture time (monotonic); its X-Timestamp is the send time.
+                self.timestamp = v.trim().parse::<f64>().ok().map(|t| t + mono_to_unix());
             }
         }
         let Some(len) = len else {
@@ -703,6 +881,272 @@ impl Crowd {
     }
 }
 
+/// The viewers of one level, read by either client design.
+trait Viewers {
+    /// Lets the viewers read until `until`.
+    fn pump(&mut self, until: Instant);
+    fn all_settled(&self, which: &[usize]) -> bool;
+    fn not_streaming(&self) -> Vec<usize>;
+    fn reconnect(&mut self, i: usize, addr: SocketAddr);
+    fn errors(&self) -> String;
+    fn stuck(&self) -> String;
+    fn frames(&self) -> Vec<u64>;
+    /// Viewer `i` still has its connection.
+    fn connected(&self, i: usize) -> bool;
+    fn set_measuring(&mut self, on: bool);
+    fn take_latencies(&mut self) -> Vec<f64>;
+}
+
+impl Viewers for Crowd {
+    fn pump(&mut self, until: Instant) {
+        Crowd::pump(self, until)
+    }
+    fn all_settled(&self, which: &[usize]) -> bool {
+        Crowd::all_settled(self, which)
+    }
+    fn not_streaming(&self) -> Vec<usize> {
+        Crowd::not_streaming(self)
+    }
+    fn reconnect(&mut self, i: usize, addr: SocketAddr) {
+        Crowd::reconnect(self, i, addr)
+    }
+    fn errors(&self) -> String {
+        Crowd::errors(self)
+    }
+    fn stuck(&self) -> String {
+        Crowd::stuck(self)
+    }
+    fn frames(&self) -> Vec<u64> {
+        Crowd::frames(self)
+    }
+    fn connected(&self, i: usize) -> bool {
+        self.viewers[i].sock.is_some()
+    }
+    fn set_measuring(&mut self, on: bool) {
+        self.rec.measuring = on;
+    }
+    fn take_latencies(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.rec.latencies_ms)
+    }
+}
+
+/// What a viewer thread shows the bench.
+struct Seen {
+    st: St,
+    frames: u64,
+    streaming: bool,
+    connected: bool,
+    error: Option<String>,
+    latencies_ms: Vec<f64>,
+    /// Set by the bench: the thread stops (a reconnect replaced it, or the level ended).
+    cancel: bool,
+}
+
+/// A thread per viewer, each with a blocking socket and the same multipart parser as [`Crowd`].
+/// Each thread publishes what it saw after every read under its own (uncontended) lock.
+struct Threads {
+    seen: Vec<std::sync::Arc<std::sync::Mutex<Seen>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    measuring: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    request: std::sync::Arc<[u8]>,
+}
+
+/// How long a viewer thread blocks in a read before it looks at its cancel flag.
+const THREAD_READ_TIMEOUT: Duration = Duration::from_millis(100);
+
+impl Threads {
+    fn connect(addr: SocketAddr, n: usize, path: &str) -> io::Result<Threads> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: camstream-load-bench\r\n\r\n"
+        );
+        let mut t = Threads {
+            seen: Vec::with_capacity(n),
+            threads: Vec::with_capacity(n),
+            measuring: Default::default(),
+            request: request.into_bytes().into(),
+        };
+        for _ in 0..n {
+            let seen = t.spawn(addr)?;
+            t.seen.push(seen);
+        }
+        Ok(t)
+    }
+
+    fn spawn(&mut self, addr: SocketAddr) -> io::Result<std::sync::Arc<std::sync::Mutex<Seen>>> {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen {
+            st: St::Connecting,
+            frames: 0,
+            streaming: false,
+            connected: true,
+            error: None,
+            latencies_ms: Vec::new(),
+            cancel: false,
+        }));
+        let (s, m, req) = (seen.clone(), self.measuring.clone(), self.request.clone());
+        let h = std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(move || viewer_thread(addr, &req, &s, &m))?;
+        self.threads.push(h);
+        Ok(seen)
+    }
+
+    fn each<T>(&self, f: impl Fn(&Seen) -> T) -> Vec<T> {
+        self.seen
+            .iter()
+            .map(|s| f(&s.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect()
+    }
+}
+
+/// One viewer on its own thread until cancelled or the connection ends.
+fn viewer_thread(
+    addr: SocketAddr,
+    request: &[u8],
+    seen: &std::sync::Mutex<Seen>,
+    measuring: &std::sync::atomic::AtomicBool,
+) {
+    let lock = || seen.lock().unwrap_or_else(|e| e.into_inner());
+    let fail = |why: String| {
+        let mut g = lock();
+        g.connected = false;
+        g.error.get_or_insert(why);
+    };
+    let mut s = match StdStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("connect: {e}")),
+    };
+    if let Err(e) = s
+        .set_read_timeout(Some(THREAD_READ_TIMEOUT))
+        .and_then(|_| s.write_all(request))
+    {
+        return fail(format!("write: {e}"));
+    }
+    let mut v = Viewer::new(None);
+    v.st = St::RespHead;
+    lock().st = St::RespHead;
+    let mut rec = Recorder {
+        measuring: false,
+        latencies_ms: Vec::new(),
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        rec.measuring = measuring.load(std::sync::atomic::Ordering::Relaxed);
+        let result = match s.read(&mut buf) {
+            Ok(0) => Err("closed by the server".to_string()),
+            Ok(n) => v.feed(&buf[..n], unix_now(), &mut rec),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("read: {e}")),
+        };
+        let mut g = lock();
+        g.st = v.st;
+        g.frames = v.frames;
+        g.streaming = v.first_frame.is_some();
+        g.latencies_ms.append(&mut rec.latencies_ms);
+        if let Err(why) = result {
+            g.connected = false;
+            g.error.get_or_insert(why);
+            return;
+        }
+        if g.cancel {
+            g.connected = false;
+            return;
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        for s in &self.seen {
+            s.lock().unwrap_or_else(|e| e.into_inner()).cancel = true;
+        }
+        // Each thread looks at its flag at least every THREAD_READ_TIMEOUT.
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Viewers for Threads {
+    fn pump(&mut self, until: Instant) {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+    }
+    fn all_settled(&self, which: &[usize]) -> bool {
+        which.iter().all(|&i| {
+            let g = self.seen[i].lock().unwrap_or_else(|e| e.into_inner());
+            g.streaming || !g.connected
+        })
+    }
+    fn not_streaming(&self) -> Vec<usize> {
+        let s = self.each(|g| g.streaming);
+        (0..s.len()).filter(|&i| !s[i]).collect()
+    }
+    fn reconnect(&mut self, i: usize, addr: SocketAddr) {
+        self.seen[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancel = true;
+        match self.spawn(addr) {
+            Ok(s) => self.seen[i] = s,
+            Err(e) => {
+                let mut g = self.seen[i].lock().unwrap_or_else(|e| e.into_inner());
+                g.error = Some(format!("cannot start a viewer thread: {e}"));
+            }
+        }
+    }
+    fn errors(&self) -> String {
+        let mut errors: HashMap<String, usize> = HashMap::new();
+        for e in self.each(|g| g.error.clone()).into_iter().flatten() {
+            *errors.entry(e).or_default() += 1;
+        }
+        let mut v: Vec<String> = errors.iter().map(|(k, c)| format!("{c}x {k}")).collect();
+        v.sort();
+        v.join("; ")
+    }
+    fn stuck(&self) -> String {
+        let st = self.each(|g| (g.connected && !g.streaming).then_some(g.st));
+        let alive = |want: St| st.iter().filter(|s| **s == Some(want)).count();
+        format!(
+            "{} connecting, {} awaiting the response, {} awaiting the first frame",
+            alive(St::Connecting),
+            alive(St::RespHead),
+            alive(St::PartHead) + alive(St::Body)
+        )
+    }
+    fn frames(&self) -> Vec<u64> {
+        self.each(|g| g.frames)
+    }
+    fn connected(&self, i: usize) -> bool {
+        self.seen[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .connected
+    }
+    fn set_measuring(&mut self, on: bool) {
+        self.measuring
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        if on {
+            // Latencies from before the window are not the window's.
+            let _ = self.take_latencies();
+        }
+    }
+    fn take_latencies(&mut self) -> Vec<f64> {
+        let mut all = Vec::new();
+        for s in &self.seen {
+            all.append(&mut s.lock().unwrap_or_else(|e| e.into_inner()).latencies_ms);
+        }
+        all
+    }
+}
+
 /// Tries one more viewer `n` times: (status code if any, ms from connect() to the status line,
 /// whether Retry-After was sent).
 fn probe(
@@ -757,12 +1201,123 @@ fn probe(
     out
 }
 
+/// N stream requests at once (non-blocking connects, each request sent as soon as its socket
+/// connects): for each, the status code (None: no status line within 10 s) and the ms from its
+/// connect() to its status line.
+fn refusal_burst(addr: SocketAddr, n: usize) -> io::Result<Vec<(Option<u16>, f64)>> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let request = format!("GET /stream HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    // (socket, connect time, bytes read, request sent, result)
+    type Conn = (
+        TcpStream,
+        Instant,
+        Vec<u8>,
+        bool,
+        Option<(Option<u16>, f64)>,
+    );
+    let mut conns: Vec<Conn> = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(addr)?;
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        conns.push((s, t, Vec::new(), false, None));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = n;
+    while left > 0 && Instant::now() < deadline {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let c = &mut conns[ev.token().0];
+            if c.4.is_some() {
+                continue;
+            }
+            if ev.is_writable() && !c.3 && c.0.peer_addr().is_ok() {
+                c.3 = c.0.write(request.as_bytes()).is_ok();
+            }
+            let mut chunk = [0u8; 1024];
+            let mut closed = false;
+            loop {
+                match c.0.read(&mut chunk) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(k) => c.2.extend_from_slice(&chunk[..k]),
+                    Err(_) => break,
+                }
+            }
+            if c.2.windows(2).any(|w| w == b"\r\n") || closed {
+                let text = String::from_utf8_lossy(&c.2);
+                let code = text.split_whitespace().nth(1).and_then(|x| x.parse().ok());
+                c.4 = Some((code, c.1.elapsed().as_secs_f64() * 1e3));
+                left -= 1;
+            }
+        }
+    }
+    Ok(conns
+        .into_iter()
+        .map(|c| c.4.unwrap_or((None, f64::NAN)))
+        .collect())
+}
+
+/// One refusal burst against a fresh camstream with `--max-clients 3`, printed.
+fn run_refusal_burst(n: usize, rep: usize, tmp: &Path) -> Result<(), String> {
+    let (server, addr) = start_camstream(3, tmp, None)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let me = std::process::id();
+    let fine = |p: u32, s: &str| cpu_seconds_schedstat(p).unwrap_or_else(|| cpu_seconds(s));
+    let (s0, c0, t0) = (
+        fine(server.pid(), &server.pid().to_string()),
+        fine(me, "self"),
+        Instant::now(),
+    );
+    let got = refusal_burst(addr, n).map_err(|e| format!("refusal burst: {e}"))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let (s1, c1) = (
+        fine(server.pid(), &server.pid().to_string()),
+        fine(me, "self"),
+    );
+    drop(server);
+    let mut ms: Vec<f64> = got
+        .iter()
+        .filter(|g| g.0 == Some(503))
+        .map(|g| g.1)
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let ok = got.iter().filter(|g| g.0 == Some(200)).count();
+    let none = got.iter().filter(|g| g.0.is_none()).count();
+    println!(
+        "  run {rep} refusal burst: {n} requests at once on --max-clients 3: {}x 503 (ms from connect() to the status line: p50 {}, p99 {}, max {}), {ok}x 200, {none} without a status; over the burst's {:.0} ms: server CPU {:.1} ms, client CPU {:.1} ms",
+        ms.len(),
+        f2o(percentile(&ms, 0.50)),
+        f2o(percentile(&ms, 0.99)),
+        f2o(ms.last().copied()),
+        secs * 1e3,
+        (s1 - s0) * 1e3,
+        (c1 - c0) * 1e3,
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------- one level
+
+const ALL_KINDS: [Kind; 4] = [
+    Kind::Camstream,
+    Kind::Baseline,
+    Kind::CamstreamCam,
+    Kind::Ustreamer,
+];
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
     Camstream,
     Baseline,
+    /// camstream on the fake camera (--peer ustreamer).
+    CamstreamCam,
+    /// µStreamer on the same fake camera (--peer ustreamer).
+    Ustreamer,
 }
 
 impl Kind {
@@ -770,6 +1325,8 @@ impl Kind {
         match self {
             Kind::Camstream => "camstream",
             Kind::Baseline => "baseline",
+            Kind::CamstreamCam => "camstream (fakecam)",
+            Kind::Ustreamer => "ustreamer (fakecam)",
         }
     }
 }
@@ -805,36 +1362,52 @@ struct Run {
     not_streaming: String,
 }
 
-fn run_level(
-    kind: Kind,
-    n: usize,
-    o: &Opts,
-    tmp: &Path,
-    video: Option<&Path>,
-) -> Result<Run, String> {
-    let (server, addr) = match kind {
-        Kind::Camstream => start_camstream(n, tmp)?,
-        Kind::Baseline => start_baseline(video.unwrap(), n, tmp)?,
-    };
+/// What the servers run on: the baseline's video, the fake camera and µStreamer for the peer.
+struct Inputs<'a> {
+    video: Option<&'a Path>,
+    cam: Option<&'a FakeCam>,
+    ustreamer: Option<&'a Path>,
+}
+
+/// Starts the server of `kind` for `n` viewers.
+fn start(kind: Kind, n: usize, tmp: &Path, ins: &Inputs) -> Result<(Proc, SocketAddr), String> {
+    let missing = || format!("{} cannot run here", kind.name());
+    match kind {
+        Kind::Camstream => start_camstream(n, tmp, None),
+        Kind::Baseline => start_baseline(ins.video.ok_or_else(missing)?, n, tmp),
+        Kind::CamstreamCam => start_camstream(n, tmp, Some(ins.cam.ok_or_else(missing)?)),
+        Kind::Ustreamer => start_ustreamer(
+            ins.ustreamer.ok_or_else(missing)?,
+            ins.cam.ok_or_else(missing)?,
+            n,
+            tmp,
+        ),
+    }
+}
+
+fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result<Run, String> {
+    let (server, addr) = start(kind, n, tmp, ins)?;
+    let is_camstream = matches!(kind, Kind::Camstream | Kind::CamstreamCam);
     let pid = server.pid();
     let pid_s = pid.to_string();
-    let path = if kind == Kind::Camstream {
-        "/stream"
-    } else {
+    let path = if kind == Kind::Baseline {
         "/"
+    } else {
+        "/stream"
     };
     // Let the source start (the baseline opens its video and starts its sender thread).
-    std::thread::sleep(Duration::from_millis(if kind == Kind::Camstream {
-        300
-    } else {
-        1000
-    }));
+    std::thread::sleep(Duration::from_millis(if is_camstream { 300 } else { 1000 }));
 
     // All N at once (a burst), then whoever is not streaming after BURST_WAIT (refused, or stuck
     // in SYN retries) is closed and reconnected in batches, so that the window measures N.
     let t_connect = Instant::now();
-    let mut crowd =
-        Crowd::connect(addr, n, path).map_err(|e| format!("cannot open viewers: {e}"))?;
+    let mut crowd: Box<dyn Viewers> = match o.client {
+        ClientMode::Epoll => Crowd::connect(addr, n, path).map(|c| Box::new(c) as Box<dyn Viewers>),
+        ClientMode::Threads => {
+            Threads::connect(addr, n, path).map(|c| Box::new(c) as Box<dyn Viewers>)
+        }
+    }
+    .map_err(|e| format!("cannot open viewers: {e}"))?;
     let everyone: Vec<usize> = (0..n).collect();
     let burst_end = t_connect + BURST_WAIT;
     while !crowd.all_settled(&everyone) && Instant::now() < burst_end {
@@ -848,7 +1421,7 @@ fn run_level(
         let stuck = crowd
             .not_streaming()
             .iter()
-            .filter(|&&i| crowd.viewers[i].sock.is_some())
+            .filter(|&&i| crowd.connected(i))
             .count();
         match (e.is_empty(), stuck) {
             (true, 0) => String::new(),
@@ -889,33 +1462,38 @@ fn run_level(
     crowd.pump(Instant::now() + Duration::from_secs(1));
 
     // The measured window.
-    let state0 = if kind == Kind::Camstream {
+    let state0 = if is_camstream {
         state_totals(addr)
     } else {
         None
     };
     let frames0 = crowd.frames();
-    let (cpu0, me0, mach0) = (cpu_seconds(&pid_s), cpu_seconds("self"), machine_cpu());
+    // ns-precision CPU (schedstat) where the kernel offers it: 10 ms ticks are coarse next to
+    // a few µs per frame.
+    let fine = |p: u32, s: &str| cpu_seconds_schedstat(p).unwrap_or_else(|| cpu_seconds(s));
+    let me = std::process::id();
+    let (cpu0, me0, mach0) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
     let t0 = Instant::now();
-    crowd.rec.measuring = true;
+    crowd.set_measuring(true);
     crowd.pump(t0 + Duration::from_secs_f64(o.seconds));
-    crowd.rec.measuring = false;
+    crowd.set_measuring(false);
     let secs = t0.elapsed().as_secs_f64();
-    let (cpu1, me1, mach1) = (cpu_seconds(&pid_s), cpu_seconds("self"), machine_cpu());
+    let (cpu1, me1, mach1) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
     let frames1 = crowd.frames();
     let (rss, hwm) = rss_mb(pid);
     let nthreads = thread_count(pid);
-    let state1 = if kind == Kind::Camstream {
+    let state1 = if is_camstream {
         state_totals(addr)
     } else {
         None
     };
 
     // One viewer too many, while the N viewers keep streaming.
-    let (probes, probe_timeout) = match kind {
-        Kind::Camstream => (o.probes, Duration::from_secs(2)),
-        // The baseline queues viewer N+1 silently; one try shows it.
-        Kind::Baseline => (1, Duration::from_secs(2)),
+    let (probes, probe_timeout) = if is_camstream {
+        (o.probes, Duration::from_secs(2))
+    } else {
+        // The baseline queues viewer N+1 silently and µStreamer has no limit; one try shows it.
+        (1, Duration::from_secs(2))
     };
     let probe_path = path.to_string();
     let prober = std::thread::spawn(move || probe(addr, &probe_path, probes, probe_timeout));
@@ -940,7 +1518,7 @@ fn run_level(
     let fps_min = fps.iter().cloned().fold(f64::INFINITY, f64::min);
     let fps_median = median(&mut fps);
     let cpu = cpu1 - cpu0;
-    let mut lat = std::mem::take(&mut crowd.rec.latencies_ms);
+    let mut lat = crowd.take_latencies();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
 
     let mut probe_ms: Vec<f64> = probe_results.iter().map(|p| p.1).collect();
@@ -1015,11 +1593,8 @@ struct Idle {
     threads: usize,
 }
 
-fn run_idle(kind: Kind, o: &Opts, tmp: &Path, video: Option<&Path>) -> Result<Idle, String> {
-    let (server, _addr) = match kind {
-        Kind::Camstream => start_camstream(10, tmp)?,
-        Kind::Baseline => start_baseline(video.unwrap(), 1, tmp)?,
-    };
+fn run_idle(kind: Kind, o: &Opts, tmp: &Path, ins: &Inputs) -> Result<Idle, String> {
+    let (server, _addr) = start(kind, if kind == Kind::Baseline { 1 } else { 10 }, tmp, ins)?;
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(2));
     let (c0, f0) = (cpu_seconds(&pid.to_string()), cpu_seconds_schedstat(pid));
@@ -1111,7 +1686,7 @@ fn med_of(runs: &[Run], f: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
 
 fn main() {
     let o = parse_opts();
-    let bin = camstream_bin();
+    let bin = o.bin.clone().unwrap_or_else(camstream_bin);
     if !bin.exists() {
         eprintln!(
             "error: {} is missing: build it first with `cargo build --release` (this bench runs the release binary)",
@@ -1177,25 +1752,72 @@ fn main() {
     } else {
         println!("{baseline_note}");
     }
+    // The peer: µStreamer and camstream on the same fake camera.
+    let mut peer_note = String::new();
+    let (mut cam, mut ustreamer) = (None, None);
+    if o.peer_ustreamer {
+        match find_ustreamer() {
+            None => {
+                peer_note = "peer skipped: ustreamer is not on PATH (Debian: apt-get install ustreamer; this bench installs nothing)".into()
+            }
+            Some(u) => match FakeCam::make(tmp.path()) {
+                Ok(c) => {
+                    let version = Command::new(&u)
+                        .arg("--version")
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .unwrap_or_default();
+                    println!(
+                        "peer: {} {version} --device {} --format MJPEG --resolution 640x480 --desired-fps 30, and camstream serve --source camera:{} --format mjpeg, both on tests/fakecam (LD_PRELOAD, MJPG:640x480); µStreamer's latency from its X-UStreamer-Grab-Timestamp (monotonic)",
+                        u.display(),
+                        c.dev.display(),
+                        c.dev.display()
+                    );
+                    cam = Some(c);
+                    ustreamer = Some(u);
+                }
+                Err(e) => peer_note = format!("peer skipped: {e}"),
+            },
+        }
+        if !peer_note.is_empty() {
+            println!("{peer_note}");
+        }
+    }
+    let ins = Inputs {
+        video: video.as_deref(),
+        cam: cam.as_ref(),
+        ustreamer: ustreamer.as_deref(),
+    };
     println!(
         "levels {:?}, window {} s, {} repeats (median shown), idle window {} s, {} probes per level, RLIMIT_NOFILE {fd_limit}",
         o.viewers, o.seconds, o.repeat, o.idle_seconds, o.probes
     );
     println!(
-        "client: one thread, mio/epoll, incremental multipart parsing; viewers connect all at once"
+        "client: {}, incremental multipart parsing; viewers connect all at once",
+        match o.client {
+            ClientMode::Epoll => "--client epoll (one thread, mio/epoll)",
+            ClientMode::Threads => "--client threads (a thread per viewer, blocking reads)",
+        }
     );
 
     let mut idle: HashMap<Kind, Vec<Idle>> = HashMap::new();
     let mut runs: HashMap<(Kind, usize), Vec<Run>> = HashMap::new();
     let mut failures: Vec<String> = Vec::new();
     for rep in 1..=o.repeat {
-        let kinds: Vec<Kind> = if video.is_some() {
-            vec![Kind::Camstream, Kind::Baseline]
-        } else {
-            vec![Kind::Camstream]
-        };
+        if o.refusal_burst > 0 {
+            if let Err(e) = run_refusal_burst(o.refusal_burst, rep, tmp.path()) {
+                failures.push(format!("run {rep} refusal burst: {e}"));
+            }
+        }
+        let mut kinds = vec![Kind::Camstream];
+        if video.is_some() {
+            kinds.push(Kind::Baseline);
+        }
+        if ustreamer.is_some() {
+            kinds.extend([Kind::CamstreamCam, Kind::Ustreamer]);
+        }
         for &kind in &kinds {
-            match run_idle(kind, &o, tmp.path(), video.as_deref()) {
+            match run_idle(kind, &o, tmp.path(), &ins) {
                 Ok(r) => {
                     println!(
                         "  run {rep} {} idle (source running, no viewers): CPU {:.2} % (schedstat {} %), RSS {:.1} MB, threads {}",
@@ -1215,7 +1837,7 @@ fn main() {
                 if kind == Kind::Baseline && !baseline_levels.contains(&n) {
                     continue;
                 }
-                match run_level(kind, n, &o, tmp.path(), video.as_deref()) {
+                match run_level(kind, n, &o, tmp.path(), &ins) {
                     Ok(r) => {
                         print_run(kind, rep, &r);
                         runs.entry((kind, n)).or_default().push(r);
@@ -1239,7 +1861,7 @@ fn main() {
         "| server | CPU % (/proc/PID/stat ticks) | CPU % (schedstat, ns) | RSS MB | threads |"
     );
     println!("|---|---|---|---|---|");
-    for kind in [Kind::Camstream, Kind::Baseline] {
+    for kind in ALL_KINDS {
         if let Some(v) = idle.get(&kind) {
             let m = |f: &dyn Fn(&Idle) -> Option<f64>| {
                 let mut x: Vec<f64> = v.iter().filter_map(f).collect();
@@ -1267,7 +1889,7 @@ fn main() {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for &n in &o.viewers {
-        for kind in [Kind::Camstream, Kind::Baseline] {
+        for kind in ALL_KINDS {
             let Some(rs) = runs.get(&(kind, n)) else {
                 continue;
             };
@@ -1294,6 +1916,46 @@ fn main() {
                 f2o(m(&|r| r.skipped_per_s)),
                 f1(m(&|r| Some(r.client_cpu_pct)).unwrap_or(f64::NAN)),
                 f1(m(&|r| Some(r.others_cpu_pct)).unwrap_or(f64::NAN)),
+            );
+        }
+    }
+
+    if ustreamer.is_some() {
+        println!();
+        println!("camstream against µStreamer on the same fake camera (ratio = camstream / µStreamer; below 1 is camstream ahead):");
+        println!("| viewers | CPU us/frame camstream / ustreamer | ratio | latency p99 ms camstream / ustreamer | ratio | fps min camstream / ustreamer | RSS MB camstream / ustreamer | client CPU % (camstream run / ustreamer run) |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for &n in &o.viewers {
+            let (Some(c), Some(u)) = (
+                runs.get(&(Kind::CamstreamCam, n)),
+                runs.get(&(Kind::Ustreamer, n)),
+            ) else {
+                continue;
+            };
+            let m = |rs: &[Run], f: &dyn Fn(&Run) -> Option<f64>| med_of(rs, f);
+            let (cu, uu) = (
+                m(c, &|r| Some(r.us_per_frame)),
+                m(u, &|r| Some(r.us_per_frame)),
+            );
+            let (cl, ul) = (m(c, &|r| r.lat_p99), m(u, &|r| r.lat_p99));
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "n/a".into(),
+            };
+            println!(
+                "| {n} | {} / {} | {} | {} / {} | {} | {} / {} | {} / {} | {} / {} |",
+                f2o(cu),
+                f2o(uu),
+                ratio(cu, uu),
+                f2o(cl),
+                f2o(ul),
+                ratio(cl, ul),
+                f1(m(c, &|r| Some(r.fps_min)).unwrap_or(f64::NAN)),
+                f1(m(u, &|r| Some(r.fps_min)).unwrap_or(f64::NAN)),
+                f1(m(c, &|r| Some(r.rss_mb)).unwrap_or(f64::NAN)),
+                f1(m(u, &|r| Some(r.rss_mb)).unwrap_or(f64::NAN)),
+                f1(m(c, &|r| Some(r.client_cpu_pct)).unwrap_or(f64::NAN)),
+                f1(m(u, &|r| Some(r.client_cpu_pct)).unwrap_or(f64::NAN)),
             );
         }
     }
@@ -1372,5 +2034,8 @@ fn main() {
     }
     if !baseline_note.is_empty() && video.is_none() {
         println!("note: {baseline_note}");
+    }
+    if !peer_note.is_empty() {
+        println!("note: {peer_note}");
     }
 }

@@ -69,7 +69,8 @@ pub fn read_available(
     }
 }
 
-/// Writes as much of `bufs`, from byte `off` on, as the socket takes with one `writev`.
+/// Writes as much of `bufs`, from byte `off` on, as the socket takes with one vectored write
+/// (`writev`, or `sendmsg` through [`SendMsg`]).
 pub fn write_from(w: &mut impl Write, bufs: &[&[u8]], mut off: usize) -> io::Result<usize> {
     let mut slices = [IoSlice::new(&[]); 3];
     let mut n = 0;
@@ -83,6 +84,31 @@ pub fn write_from(w: &mut impl Write, bufs: &[&[u8]], mut off: usize) -> io::Res
         }
     }
     w.write_vectored(&slices[..n])
+}
+
+/// A socket written with `sendmsg(2)` instead of `write`/`writev`: the socket call skips the VFS
+/// layer (`vfs_writev`, the file-position lock) that a socket does not need, and `MSG_NOSIGNAL`
+/// makes a write to a closed connection an error instead of a `SIGPIPE`.
+pub struct SendMsg<'a>(socket2::SockRef<'a>);
+
+impl<'a> SendMsg<'a> {
+    pub fn new(s: &'a impl std::os::fd::AsFd) -> SendMsg<'a> {
+        SendMsg(socket2::SockRef::from(s))
+    }
+}
+
+impl Write for SendMsg<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send_with_flags(buf, libc::MSG_NOSIGNAL)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Runs one non-blocking write, retrying on interruption; `Ok(None)` when it would block.

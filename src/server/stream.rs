@@ -3,7 +3,7 @@
 //!
 //! A sender sleeps in epoll until the slot announces a frame, a viewer's socket has room again,
 //! or a deadline comes (a `?fps=` cap, the idle resend, an eviction check). Each new frame goes
-//! to every idle viewer with one `writev` (part head, the shared JPEG bytes, the delimiter); a
+//! to every idle viewer with one `sendmsg` (part head, the shared JPEG bytes, the delimiter); a
 //! viewer whose socket is full keeps its place in the frame and gets the rest when the socket
 //! drains, then the newest frame; the frames it missed are counted as skipped. A viewer that
 //! takes no byte for `--send-timeout` is evicted. Nobody waits for anybody: the capture loop
@@ -25,7 +25,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::frame::Frame;
 use crate::server::app::App;
-use crate::server::conn::{interrupted, read_available, would_block, write_from, Conn, Input};
+use crate::server::conn::{
+    interrupted, read_available, would_block, write_from, Conn, Input, SendMsg,
+};
 use crate::server::http::{Outgoing, ReplyTo};
 use crate::server::permit::{Counter, Permit};
 use crate::server::routes::{self, SNAPSHOT_WAIT};
@@ -129,6 +131,7 @@ impl Senders {
                 clients: HashMap::new(),
                 next_token: 1,
                 current: None,
+                tally: Tally::default(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("sender-{i}"))
@@ -244,24 +247,57 @@ enum Flush {
     Gone,
 }
 
+/// What a sender delivered since it last added to the shared metrics. The counters are atomics
+/// shared by every sender; adding to them once per pass instead of once per viewer per frame
+/// keeps their cache line from bouncing between the senders' cores.
+#[derive(Default)]
+struct Tally {
+    bytes: u64,
+    frames: u64,
+    skipped: u64,
+}
+
+impl Tally {
+    /// Adds what was counted to the metrics and starts again from zero.
+    fn publish(&mut self, app: &App) {
+        let m = &app.metrics;
+        if self.bytes > 0 {
+            m.bytes_sent.inc_by(self.bytes);
+        }
+        if self.frames > 0 {
+            m.frames_sent.inc_by(self.frames);
+        }
+        if self.skipped > 0 {
+            m.frames_skipped.inc_by(self.skipped);
+        }
+        *self = Tally::default();
+    }
+}
+
 impl Client {
-    /// Writes what is queued until done or the socket is full.
-    fn flush(&mut self, app: &App) -> Flush {
+    /// Writes what is queued until done or the socket is full. `now` is the pass's clock,
+    /// recorded as the last progress (a read of the clock per write would cost more than the
+    /// precision is worth next to a `--send-timeout` of seconds).
+    fn flush(&mut self, tally: &mut Tally, now: Instant) -> Flush {
         let viewer = matches!(self.role, Role::Viewer(_));
         loop {
             let result = match &self.out {
                 Out::Idle => return Flush::Done,
-                Out::Reply { out, off } => write_from(&mut self.conn, &out.bufs(), *off),
-                Out::Part { head, frame, off } => {
-                    write_from(&mut self.conn, &[head, &frame.jpeg, TAIL], *off)
+                Out::Reply { out, off } => {
+                    write_from(&mut SendMsg::new(&self.conn), &out.bufs(), *off)
                 }
+                Out::Part { head, frame, off } => write_from(
+                    &mut SendMsg::new(&self.conn),
+                    &[head, &frame.jpeg, TAIL],
+                    *off,
+                ),
             };
             match result {
                 Ok(0) => return Flush::Gone,
                 Ok(n) => {
-                    self.progress = Instant::now();
+                    self.progress = now;
                     if viewer {
-                        app.metrics.bytes_sent.inc_by(n as u64);
+                        tally.bytes += n as u64;
                     }
                     let done = match &mut self.out {
                         Out::Reply { out, off } => {
@@ -272,7 +308,7 @@ impl Client {
                             *off += n;
                             let done = *off == head.len() + frame.jpeg.len() + TAIL.len();
                             if done {
-                                app.metrics.frames_sent.inc();
+                                tally.frames += 1;
                             }
                             done
                         }
@@ -299,6 +335,8 @@ struct SenderLoop {
     next_token: usize,
     /// The newest frame and its part head, built once per frame per sender.
     current: Option<Current>,
+    /// Delivered since the last pass; added to the metrics at the end of each pass.
+    tally: Tally,
 }
 
 struct Current {
@@ -371,6 +409,7 @@ impl SenderLoop {
             for t in pass.leaving {
                 self.remove(t);
             }
+            self.tally.publish(&self.app);
             if finish_by.is_some_and(|f| Instant::now() >= f)
                 || (closing && self.clients.is_empty())
             {
@@ -380,6 +419,7 @@ impl SenderLoop {
         for t in self.clients.keys().copied().collect::<Vec<_>>() {
             self.remove(t);
         }
+        self.tally.publish(&self.app);
     }
 
     /// Registers newly handed-over clients (none once shutting down). True if any came.
@@ -392,7 +432,7 @@ impl SenderLoop {
             }
             let token = Token(self.next_token);
             self.next_token = self.next_token.wrapping_add(1).max(1);
-            if let Some(c) = self.admit(job, place, token) {
+            if let Some(c) = self.admit(job, place, token, pass.now) {
                 self.clients.insert(token, c);
                 any = true;
             }
@@ -431,7 +471,13 @@ impl SenderLoop {
                 gone = drain_input(c);
             }
             if !gone && ev.is_writable() {
-                gone = feed(&self.app, c, self.current.as_ref(), pass.now, pass.closing);
+                gone = feed(
+                    &mut self.tally,
+                    c,
+                    self.current.as_ref(),
+                    pass.now,
+                    pass.closing,
+                );
             }
             if gone {
                 pass.leaving.push(t);
@@ -469,7 +515,7 @@ impl SenderLoop {
                 c.progress = now;
             }
             if pass.closing {
-                if matches!(c.out, Out::Idle) || feed(&self.app, c, None, now, true) {
+                if matches!(c.out, Out::Idle) || feed(&mut self.tally, c, None, now, true) {
                     pass.leaving.push(*t);
                 }
                 continue;
@@ -492,7 +538,7 @@ impl SenderLoop {
                     continue;
                 }
             }
-            if feed(&self.app, c, self.current.as_ref(), now, false) {
+            if feed(&mut self.tally, c, self.current.as_ref(), now, false) {
                 pass.leaving.push(*t);
             } else if let (Out::Idle, Role::Viewer(v)) = (&c.out, &c.role) {
                 if v.min_gap.is_some() && v.next_allowed > now {
@@ -504,8 +550,7 @@ impl SenderLoop {
     }
 
     /// Registers a handed-over client and queues what it gets first.
-    fn admit(&self, job: Handoff, place: Permit, token: Token) -> Option<Client> {
-        let now = Instant::now();
+    fn admit(&mut self, job: Handoff, place: Permit, token: Token, now: Instant) -> Option<Client> {
         let (conn, role, out) = match job {
             Handoff::Viewer(ViewerJob {
                 conn,
@@ -573,7 +618,7 @@ impl SenderLoop {
             _permit: permit,
             _place: place,
         };
-        match c.flush(&self.app) {
+        match c.flush(&mut self.tally, now) {
             Flush::Gone => None,
             _ => {
                 if matches!(c.role, Role::Viewer(_)) {
@@ -596,9 +641,15 @@ impl SenderLoop {
 /// Writes what is queued for `c` and, for a viewer that is done and due for `current`, starts
 /// it. A response that is fully written ends its connection. Returns true when the client is
 /// gone (or done).
-fn feed(app: &App, c: &mut Client, current: Option<&Current>, now: Instant, closing: bool) -> bool {
+fn feed(
+    tally: &mut Tally,
+    c: &mut Client,
+    current: Option<&Current>,
+    now: Instant,
+    closing: bool,
+) -> bool {
     loop {
-        match c.flush(app) {
+        match c.flush(tally, now) {
             Flush::Gone => return true,
             Flush::Blocked => return false,
             Flush::Done => match &mut c.role {
@@ -611,7 +662,7 @@ fn feed(app: &App, c: &mut Client, current: Option<&Current>, now: Instant, clos
                 Role::Snapshot { .. } => return false,
                 Role::Viewer(_) if closing => return false,
                 Role::Viewer(v) => match current {
-                    Some(cur) if offer(app, v, &mut c.out, cur, now) => continue,
+                    Some(cur) if offer(tally, v, &mut c.out, cur, now) => continue,
                     _ => return false,
                 },
             },
@@ -622,17 +673,15 @@ fn feed(app: &App, c: &mut Client, current: Option<&Current>, now: Instant, clos
 /// Starts the current frame on an idle viewer if it is due: newer than what it has, or the
 /// same one again after IDLE_RESEND; never before its `?fps=` cap allows. Returns whether a
 /// part was started.
-fn offer(app: &App, v: &mut Viewer, out: &mut Out, c: &Current, now: Instant) -> bool {
+fn offer(tally: &mut Tally, v: &mut Viewer, out: &mut Out, c: &Current, now: Instant) -> bool {
     let newer = v.sent.is_none_or(|s| c.frame.seq > s);
-    let resend = now.duration_since(v.started) >= IDLE_RESEND;
-    if !(newer || resend) || now < v.next_allowed {
+    // Looked at only when there is no newer frame: most viewers on most passes have one.
+    if !(newer || now.duration_since(v.started) >= IDLE_RESEND) || now < v.next_allowed {
         return false;
     }
     if let (Some(prev), true, None) = (v.sent, newer, v.min_gap) {
         // Frames published while this viewer was still taking the previous one.
-        app.metrics
-            .frames_skipped
-            .inc_by(c.frame.seq.saturating_sub(prev + 1));
+        tally.skipped += c.frame.seq.saturating_sub(prev + 1);
     }
     v.sent = Some(c.frame.seq);
     v.started = now;
