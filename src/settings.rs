@@ -175,10 +175,10 @@ impl ServeSettings {
             .min(self.max_clients + REQUEST_QUEUE_SLACK)
     }
 
-    /// Settings for unit tests: the pattern source on a free loopback port. (Integration tests
-    /// and the fuzz target build their own: every field is public.)
-    #[cfg(test)]
-    pub fn for_tests() -> Self {
+    /// The pattern source (320x240 at 30 fps) on a free loopback port, with small limits (3
+    /// viewers, 2 workers) and no authentication: a server to embed, and the one the unit tests,
+    /// integration tests and the fuzz target start from (every field is public to adjust).
+    pub fn small_pattern() -> Self {
         ServeSettings {
             source: SourceSettings {
                 spec: SourceSpec::Pattern,

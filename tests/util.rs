@@ -350,35 +350,8 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 /// every request is answered at once. The pattern source, nothing listening; `auth_env` as
 /// `CAMSTREAM_AUTH` would give it.
 pub fn detached_app(auth_env: Option<&str>) -> camstream::server::App {
-    use camstream::settings::{
-        Endpoints, FormatChoice, ServeSettings, Size, SourceSettings, SourceSpec,
-    };
-    let settings = ServeSettings {
-        source: SourceSettings {
-            spec: SourceSpec::Pattern,
-            size: Size {
-                width: 320,
-                height: 240,
-            },
-            fps: 30,
-            quality: 80,
-            format: FormatChoice::Auto,
-            timeout: Duration::from_secs(5),
-            controls: Vec::new(),
-        },
-        listen: "127.0.0.1:0".parse().unwrap(),
-        max_clients: 3,
-        max_connections: 67,
-        workers: 2,
-        send_timeout: Duration::from_secs(10),
-        header_timeout: Duration::from_secs(5),
-        allow_origin: None,
-        max_clients_per_ip: None,
-        max_pending_per_ip: 64,
-        auth_file: None,
-        auth_env: auth_env.map(String::from),
-        auth_exempt: Endpoints(vec!["healthz".into()]),
-    };
+    let mut settings = camstream::settings::ServeSettings::small_pattern();
+    settings.auth_env = auth_env.map(String::from);
     let app = camstream::server::App::new(settings).expect("app");
     app.slot.close();
     app

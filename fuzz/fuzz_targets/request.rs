@@ -5,45 +5,18 @@
 #![no_main]
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use camstream::server::http::{parse_head, HeadError};
 use camstream::server::routes::{route, Reply};
 use camstream::server::App;
-use camstream::settings::{
-    Endpoints, FormatChoice, ServeSettings, Size, SourceSettings, SourceSpec,
-};
+use camstream::settings::ServeSettings;
 use libfuzzer_sys::fuzz_target;
 
 fn app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
     APP.get_or_init(|| {
-        let settings = ServeSettings {
-            source: SourceSettings {
-                spec: SourceSpec::Pattern,
-                size: Size {
-                    width: 320,
-                    height: 240,
-                },
-                fps: 30,
-                quality: 80,
-                format: FormatChoice::Auto,
-                timeout: Duration::from_secs(5),
-                controls: Vec::new(),
-            },
-            listen: "127.0.0.1:0".parse().expect("literal address"),
-            max_clients: 3,
-            max_connections: 67,
-            workers: 2,
-            send_timeout: Duration::from_secs(10),
-            header_timeout: Duration::from_secs(5),
-            allow_origin: None,
-            max_clients_per_ip: None,
-            max_pending_per_ip: 64,
-            auth_file: None,
-            auth_env: Some("user:pass".into()),
-            auth_exempt: Endpoints(vec!["healthz".into()]),
-        };
+        let mut settings = ServeSettings::small_pattern();
+        settings.auth_env = Some("user:pass".into());
         // No capture thread and a closed slot: every request is answered at once.
         let app = App::new(settings).expect("app");
         app.slot.close();

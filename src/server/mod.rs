@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn the_thread_bound_does_not_grow_with_viewers() {
-        let mut s = ServeSettings::for_tests();
+        let mut s = ServeSettings::small_pattern();
         let small = thread_bound(&s);
         s.max_clients = 1000;
         assert_eq!(thread_bound(&s), small);
