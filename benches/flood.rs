@@ -29,7 +29,8 @@
 //! "many" spreads them over `--addresses` addresses. The flood client (one thread, mio) keeps
 //! `--connections` sockets open and reopens each one the server closes, at most 512 connects in
 //! flight. Bad-password: `--loops` threads each send `GET /snapshot` with a wrong Basic password,
-//! one request after another.
+//! one request after another, each from a new 127.x.y.z address (as from an attacker with many
+//! addresses), so the per-address backoff never answers for the password verifier.
 //!
 //! Everything stays on 127.0.0.1, every loop is bounded in time, every socket has a timeout, and
 //! each server is killed at the end of its scenario (also on panic, by a drop guard).
@@ -256,7 +257,17 @@ fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> io::Result<StdStream> {
 
 /// One GET: `Some((status, body))`, or `None` if the connection ended without a response.
 fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> Option<(u16, Vec<u8>)> {
-    let mut s = connect_from(LO, addr).ok()?;
+    get_from(LO, addr, path, auth)
+}
+
+/// [`get`] from the local address `from`.
+fn get_from(
+    from: Ipv4Addr,
+    addr: SocketAddr,
+    path: &str,
+    auth: Option<&str>,
+) -> Option<(u16, Vec<u8>)> {
+    let mut s = connect_from(from, addr).ok()?;
     let auth = auth
         .map(|a| format!("Authorization: Basic {a}\r\n"))
         .unwrap_or_default();
@@ -780,11 +791,19 @@ fn run_bad_password(o: &Opts, tmp: &Path) -> Result<(), String> {
             let bad = b64(&format!("bench:wrong-{i}"));
             thread::spawn(move || {
                 let end = Instant::now() + limit;
-                for _ in 0..1_000_000 {
+                for n in 0..1_000_000u32 {
                     if stop.load(Ordering::Acquire) || Instant::now() > end {
                         break;
                     }
-                    match get(addr, "/snapshot", Some(&bad)) {
+                    // Every bad login from a new loopback address, as from an attacker with
+                    // many addresses: the per-address backoff never answers for the verifier.
+                    let from = Ipv4Addr::new(
+                        127,
+                        1 + (i % 250) as u8,
+                        (n / 250 % 250) as u8,
+                        (n % 250 + 1) as u8,
+                    );
+                    match get_from(from, addr, "/snapshot", Some(&bad)) {
                         Some((s, _)) => {
                             answered.fetch_add(1, Ordering::Relaxed);
                             let k = match s {
