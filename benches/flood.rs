@@ -36,15 +36,14 @@
 //! each server is killed at the end of its scenario (also on panic, by a drop guard).
 
 mod common;
-use common::{banner_addr, fd_count, percentile, raise_fd_limit, rss_mb, thread_count, Proc};
+use common::{fd_count, percentile, raise_fd_limit, rss_mb, spawn_server, thread_count, Proc};
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -202,32 +201,10 @@ struct Started {
 /// Starts `BIN serve --source pattern --listen 127.0.0.1:0 EXTRA` and waits for its first line
 /// and a 200 from /healthz (the source delivers).
 fn start_server(bin: &Path, extra: &[&str], tmp: &Path, tag: &str) -> Result<Started, String> {
-    let log = tmp.join(format!("camstream-{tag}.stderr"));
-    let mut child = Command::new(bin)
-        .args(["serve", "--source", "pattern", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::create(&log).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc {
-        child,
-        stderr_log: log,
-    };
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next());
-        for _ in lines {}
-    });
-    let banner = match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(Some(Ok(l))) => l,
-        _ => return Err(format!("no start line; stderr: {}", proc.stderr_tail())),
-    };
-    let addr = banner_addr(&banner).ok_or_else(|| format!("no address in {banner:?}"))?;
-    assert!(addr.ip().is_loopback());
+    let mut cmd = Command::new(bin);
+    cmd.args(["serve", "--source", "pattern", "--listen", "127.0.0.1:0"])
+        .args(extra);
+    let (proc, addr, banner) = spawn_server(cmd, tmp.join(format!("camstream-{tag}.stderr")))?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while get(addr, "/healthz", None).map(|r| r.0) != Some(200) {
         if Instant::now() > deadline {

@@ -33,15 +33,17 @@
 //! connect() to the status line is taken (camstream must answer 503 at once).
 
 mod common;
-use common::{banner_addr, median, percentile, raise_fd_limit, rss_mb, thread_count, Proc};
+use common::{
+    clk_tck, cpu_seconds_schedstat, machine_cpu, median, percentile, raise_fd_limit, rss_mb,
+    spawn_server, thread_count, Proc,
+};
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::TcpStream;
@@ -176,45 +178,13 @@ fn start_camstream(
             .arg(format!("camera:{}", c.dev.display()))
             .args(["--format", "mjpeg"]),
     };
-    let mut child = cmd
-        .args(["--size", "640x480", "--fps", "30"])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--max-clients",
-            &max_clients.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::create(&log).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc {
-        child,
-        stderr_log: log,
-    };
-    // Read the first line on a thread (bounded wait), then keep draining stdout.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next();
-        let _ = tx.send(first);
-        for _ in lines {}
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(Some(Ok(l))) => l,
-        _ => {
-            return Err(format!(
-                "camstream printed no first line; stderr: {}",
-                proc.stderr_tail()
-            ))
-        }
-    };
-    // camstream: serving pattern on http://127.0.0.1:PORT/ (...)
-    let addr = banner_addr(&line)
-        .ok_or_else(|| format!("cannot find the address in camstream's first line: {line:?}"))?;
-    assert!(addr.ip().is_loopback());
+    cmd.args(["--size", "640x480", "--fps", "30"]).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--max-clients",
+        &max_clients.to_string(),
+    ]);
+    let (proc, addr, _) = spawn_server(cmd, log)?;
     Ok((proc, addr))
 }
 
@@ -418,10 +388,6 @@ fn start_baseline(video: &Path, pool: usize, tmp: &Path) -> Result<(Proc, Socket
 
 // ---------------------------------------------------------------- /proc readings
 
-fn clk_tck() -> f64 {
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
-}
-
 /// utime + stime of a process (all its threads), in seconds.
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -435,41 +401,6 @@ fn cpu_seconds(pid: &str) -> f64 {
             .and_then(|s| s.parse::<f64>().ok())
             .unwrap_or(f64::NAN);
     ticks / clk_tck()
-}
-
-/// CPU time of the live threads of a process in seconds, from /proc/PID/task/*/schedstat
-/// (nanoseconds, so finer than the 10 ms ticks of /proc/PID/stat; threads that already exited
-/// are missing, which is fine for an idle server whose threads stay).
-fn cpu_seconds_schedstat(pid: u32) -> Option<f64> {
-    let mut total = 0u64;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
-        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total as f64 / 1e9)
-}
-
-/// The machine's CPU time from /proc/stat's first line, in seconds: (busy, steal). Busy excludes
-/// idle, iowait and steal.
-fn machine_cpu() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    if f.len() < 8 {
-        return (f64::NAN, f64::NAN);
-    }
-    // user nice system idle iowait irq softirq steal (guest is already in user)
-    let busy = f[0] + f[1] + f[2] + f[5] + f[6];
-    (busy / clk_tck(), f[7] / clk_tck())
 }
 
 /// camstream's /state totals (blocking, short timeout); None if unavailable.
@@ -1267,7 +1198,8 @@ fn run_refusal_burst(n: usize, rep: usize, tmp: &Path) -> Result<(), String> {
     let (server, addr) = start_camstream(3, tmp, None)?;
     std::thread::sleep(Duration::from_millis(300));
     let me = std::process::id();
-    let fine = |p: u32, s: &str| cpu_seconds_schedstat(p).unwrap_or_else(|| cpu_seconds(s));
+    let fine =
+        |p: u32, s: &str| cpu_seconds_schedstat(&p.to_string()).unwrap_or_else(|| cpu_seconds(s));
     let (s0, c0, t0) = (
         fine(server.pid(), &server.pid().to_string()),
         fine(me, "self"),
@@ -1470,7 +1402,8 @@ fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result
     let frames0 = crowd.frames();
     // ns-precision CPU (schedstat) where the kernel offers it: 10 ms ticks are coarse next to
     // a few µs per frame.
-    let fine = |p: u32, s: &str| cpu_seconds_schedstat(p).unwrap_or_else(|| cpu_seconds(s));
+    let fine =
+        |p: u32, s: &str| cpu_seconds_schedstat(&p.to_string()).unwrap_or_else(|| cpu_seconds(s));
     let me = std::process::id();
     let (cpu0, me0, mach0) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
     let t0 = Instant::now();
@@ -1597,10 +1530,16 @@ fn run_idle(kind: Kind, o: &Opts, tmp: &Path, ins: &Inputs) -> Result<Idle, Stri
     let (server, _addr) = start(kind, if kind == Kind::Baseline { 1 } else { 10 }, tmp, ins)?;
     let pid = server.pid();
     std::thread::sleep(Duration::from_secs(2));
-    let (c0, f0) = (cpu_seconds(&pid.to_string()), cpu_seconds_schedstat(pid));
+    let (c0, f0) = (
+        cpu_seconds(&pid.to_string()),
+        cpu_seconds_schedstat(&pid.to_string()),
+    );
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(o.idle_seconds));
-    let (c1, f1) = (cpu_seconds(&pid.to_string()), cpu_seconds_schedstat(pid));
+    let (c1, f1) = (
+        cpu_seconds(&pid.to_string()),
+        cpu_seconds_schedstat(&pid.to_string()),
+    );
     let secs = t0.elapsed().as_secs_f64();
     let (rss, _) = rss_mb(pid);
     let th = thread_count(pid);

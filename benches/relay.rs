@@ -22,11 +22,10 @@
 mod common;
 use common::median;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::TcpStream;
@@ -79,88 +78,44 @@ fn parse_opts() -> Opts {
 
 // ---------------------------------------------------------------- servers
 
-/// A `camstream serve`; killed on drop.
+/// A `camstream serve` and its bound address; stopped on drop (by the shared guard).
 struct Proc {
-    child: Child,
+    guard: common::Proc,
     addr: SocketAddr,
 }
 
 impl Proc {
     fn start(source: &str, o: &Opts) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_camstream"))
-            .args(["serve", "--source", source, "--size", &o.size])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_camstream"));
+        cmd.args(["serve", "--source", source, "--size", &o.size])
             .args(["--fps", &o.fps.to_string(), "--listen", "127.0.0.1:0"])
-            .args(["--max-clients", &(o.viewers + 10).to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start camstream");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(Some(Ok(l))) => l,
-            _ => panic!("camstream serve --source {source} did not start"),
-        };
-        // "serving SOURCE on http://ADDR/ (...)": the source may be a URL too.
-        let addr = line
-            .split(" on http://")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Proc { child, addr }
+            .args(["--max-clients", &(o.viewers + 10).to_string()]);
+        // One stderr log per server started by this run (a chain has several).
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!(
+            "camstream-relay-bench-{}-{n}.stderr",
+            std::process::id()
+        ));
+        match common::spawn_server(cmd, log) {
+            Ok((guard, addr, _)) => Proc { guard, addr },
+            Err(e) => panic!("camstream serve --source {source} did not start: {e}"),
+        }
     }
 
     fn cpu(&self) -> f64 {
-        cpu_of(&self.child.id().to_string())
+        cpu_of(&self.guard.pid().to_string())
     }
 }
 
-/// CPU time of a process's threads in seconds, from /proc/PID/task/*/schedstat (nanoseconds,
-/// finer than the 10 ms ticks of /proc/PID/stat; a server's threads live as long as it does,
-/// so none is missed).
+/// CPU time of a process's threads in seconds (schedstat, ns); NaN if unreadable.
 fn cpu_of(pid: &str) -> f64 {
-    let mut ns = 0u64;
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
-    for t in tasks.into_iter().flatten().flatten() {
-        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-        ns += s
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    ns as f64 / 1e9
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    common::cpu_seconds_schedstat(pid).unwrap_or(f64::NAN)
 }
 
 /// The machine's busy CPU time in seconds (user, nice, system, irq, softirq from /proc/stat).
 fn machine_busy() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    f.get(..7)
-        .map_or(f64::NAN, |f| (f[0] + f[1] + f[2] + f[5] + f[6]) / tck)
+    common::machine_cpu().0
 }
 
 fn unix_now() -> f64 {

@@ -11,8 +11,12 @@ mod process;
 #[allow(unused_imports)]
 pub use process::{banner_addr, fd_count, thread_count};
 
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// The median of `v` (sorted in place); NaN when empty.
@@ -60,6 +64,82 @@ impl Drop for Proc {
     fn drop(&mut self) {
         process::stop(&mut self.child, Duration::from_millis(1500));
     }
+}
+
+/// Starts `cmd` (a `camstream serve ... --listen 127.0.0.1:0`), its stderr into `log`, and waits
+/// at most 15 s for its start line; returns the guard, the bound address and the line. Stdout
+/// keeps being drained, so the server never blocks on it.
+pub fn spawn_server(mut cmd: Command, log: PathBuf) -> Result<(Proc, SocketAddr, String), String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?)
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let proc = Proc {
+        child,
+        stderr_log: log,
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        for _ in lines {}
+    });
+    let banner = match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(Some(Ok(l))) => l,
+        _ => {
+            return Err(format!(
+                "camstream printed no start line; stderr: {}",
+                proc.stderr_tail()
+            ))
+        }
+    };
+    let addr = banner_addr(&banner).ok_or_else(|| format!("no address in {banner:?}"))?;
+    assert!(addr.ip().is_loopback());
+    Ok((proc, addr, banner))
+}
+
+/// CPU time of a process's live threads in seconds, from /proc/PID/task/*/schedstat
+/// (nanoseconds, finer than the 10 ms ticks of /proc/PID/stat; a server's threads live as long
+/// as it does, so none is missed). `pid` may be `self`.
+pub fn cpu_seconds_schedstat(pid: &str) -> Option<f64> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total as f64 / 1e9)
+}
+
+/// Clock ticks per second, the unit of /proc/stat.
+pub fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// The machine's CPU time from /proc/stat's first line, in seconds: (busy, steal). Busy excludes
+/// idle, iowait and steal.
+pub fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if f.len() < 8 {
+        return (f64::NAN, f64::NAN);
+    }
+    // user nice system idle iowait irq softirq steal (guest is already in user)
+    let busy = f[0] + f[1] + f[2] + f[5] + f[6];
+    (busy / clk_tck(), f[7] / clk_tck())
 }
 
 /// (VmRSS, VmHWM) in MB.
