@@ -34,8 +34,8 @@
 
 mod common;
 use common::{
-    clk_tck, cpu_seconds_schedstat, machine_cpu, median, percentile, raise_fd_limit, rss_mb,
-    spawn_server, thread_count, Proc,
+    clk_tck, cpu_by_thread, cpu_seconds_schedstat, machine_cpu, median, percentile, raise_fd_limit,
+    rss_mb, spawn_server, thread_count, Proc,
 };
 
 use std::collections::HashMap;
@@ -449,6 +449,9 @@ struct Viewer {
     timestamp: Option<f64>,
     frames: u64,
     first_frame: Option<Instant>,
+    /// When its connect() was called, and ms from then to the first byte of the response.
+    connect_at: Instant,
+    first_byte_ms: Option<f64>,
     error: Option<String>,
 }
 
@@ -477,12 +480,17 @@ impl Viewer {
             timestamp: None,
             frames: 0,
             first_frame: None,
+            connect_at: Instant::now(),
+            first_byte_ms: None,
             error: None,
         }
     }
 
     /// Consumes received bytes; `now` is the wall clock at the read.
     fn feed(&mut self, data: &[u8], now: f64, rec: &mut Recorder) -> Result<(), String> {
+        if self.first_byte_ms.is_none() && !data.is_empty() {
+            self.first_byte_ms = Some(self.connect_at.elapsed().as_secs_f64() * 1e3);
+        }
         let mut i = 0;
         while i < data.len() {
             match self.st {
@@ -616,11 +624,27 @@ struct Crowd {
 }
 
 impl Crowd {
-    /// Opens `n` connections at once (non-blocking); requests go out as each connects.
+    /// Opens `n` connections at once (non-blocking connects in a loop). As a client would, each
+    /// sends its request as soon as it is connected (on loopback, usually right after its
+    /// connect()), and what has arrived is read between connects, so that the last connect is
+    /// not what the first viewer's times measure.
     fn connect(addr: SocketAddr, n: usize, path: &str) -> io::Result<Crowd> {
-        let poll = Poll::new()?;
-        let mut viewers = Vec::with_capacity(n);
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: camstream-load-bench\r\n\r\n"
+        );
+        let mut crowd = Crowd {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            viewers: Vec::with_capacity(n),
+            buf: vec![0; 256 << 10],
+            request: request.into_bytes(),
+            rec: Recorder {
+                measuring: false,
+                latencies_ms: Vec::new(),
+            },
+        };
         for i in 0..n {
+            let t = Instant::now();
             let mut v = match TcpStream::connect(addr) {
                 Ok(s) => Viewer::new(Some(s)),
                 Err(e) => {
@@ -629,26 +653,21 @@ impl Crowd {
                     v
                 }
             };
+            v.connect_at = t;
             if let Some(s) = v.sock.as_mut() {
-                poll.registry()
-                    .register(s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+                crowd.poll.registry().register(
+                    s,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
             }
-            viewers.push(v);
+            crowd.viewers.push(v);
+            if let Err(why) = crowd.send_request(i) {
+                crowd.kill(i, why);
+            }
+            crowd.pump_once(Duration::ZERO);
         }
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: camstream-load-bench\r\n\r\n"
-        );
-        Ok(Crowd {
-            poll,
-            events: Events::with_capacity(1024),
-            viewers,
-            buf: vec![0; 256 << 10],
-            request: request.into_bytes(),
-            rec: Recorder {
-                measuring: false,
-                latencies_ms: Vec::new(),
-            },
-        })
+        Ok(crowd)
     }
 
     fn kill(&mut self, i: usize, why: String) {
@@ -666,7 +685,13 @@ impl Crowd {
             if now >= until {
                 return;
             }
-            let timeout = (until - now).min(Duration::from_millis(50));
+            self.pump_once((until - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// One wait for socket events (at most `timeout`), and what they bring.
+    fn pump_once(&mut self, timeout: Duration) {
+        {
             if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     panic!("poll failed: {e}");
@@ -762,6 +787,7 @@ impl Crowd {
         if let Some(mut s) = self.viewers[i].sock.take() {
             let _ = self.poll.registry().deregister(&mut s);
         }
+        let t = Instant::now();
         self.viewers[i] = match TcpStream::connect(addr) {
             Ok(s) => Viewer::new(Some(s)),
             Err(e) => {
@@ -770,6 +796,7 @@ impl Crowd {
                 v
             }
         };
+        self.viewers[i].connect_at = t;
         if let Some(s) = self.viewers[i].sock.as_mut() {
             let _ =
                 self.poll
@@ -826,6 +853,9 @@ trait Viewers {
     fn connected(&self, i: usize) -> bool;
     fn set_measuring(&mut self, on: bool);
     fn take_latencies(&mut self) -> Vec<f64>;
+    /// For every viewer with a response: ms from its (latest) connect() to the response's
+    /// first byte.
+    fn first_bytes_ms(&self) -> Vec<f64>;
 }
 
 impl Viewers for Crowd {
@@ -859,6 +889,12 @@ impl Viewers for Crowd {
     fn take_latencies(&mut self) -> Vec<f64> {
         std::mem::take(&mut self.rec.latencies_ms)
     }
+    fn first_bytes_ms(&self) -> Vec<f64> {
+        self.viewers
+            .iter()
+            .filter_map(|v| v.first_byte_ms)
+            .collect()
+    }
 }
 
 /// What a viewer thread shows the bench.
@@ -869,6 +905,7 @@ struct Seen {
     connected: bool,
     error: Option<String>,
     latencies_ms: Vec<f64>,
+    first_byte_ms: Option<f64>,
     /// Set by the bench: the thread stops (a reconnect replaced it, or the level ended).
     cancel: bool,
 }
@@ -911,6 +948,7 @@ impl Threads {
             connected: true,
             error: None,
             latencies_ms: Vec::new(),
+            first_byte_ms: None,
             cancel: false,
         }));
         let (s, m, req) = (seen.clone(), self.measuring.clone(), self.request.clone());
@@ -942,6 +980,7 @@ fn viewer_thread(
         g.connected = false;
         g.error.get_or_insert(why);
     };
+    let connect_at = Instant::now();
     let mut s = match StdStream::connect_timeout(&addr, Duration::from_secs(5)) {
         Ok(s) => s,
         Err(e) => return fail(format!("connect: {e}")),
@@ -953,6 +992,7 @@ fn viewer_thread(
         return fail(format!("write: {e}"));
     }
     let mut v = Viewer::new(None);
+    v.connect_at = connect_at;
     v.st = St::RespHead;
     lock().st = St::RespHead;
     let mut rec = Recorder {
@@ -981,6 +1021,7 @@ fn viewer_thread(
         g.st = v.st;
         g.frames = v.frames;
         g.streaming = v.first_frame.is_some();
+        g.first_byte_ms = v.first_byte_ms;
         g.latencies_ms.append(&mut rec.latencies_ms);
         if let Err(why) = result {
             g.connected = false;
@@ -1076,6 +1117,12 @@ impl Viewers for Threads {
         }
         all
     }
+    fn first_bytes_ms(&self) -> Vec<f64> {
+        self.each(|g| g.first_byte_ms)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
 }
 
 /// Tries one more viewer `n` times: (status code if any, ms from connect() to the status line,
@@ -1132,65 +1179,86 @@ fn probe(
     out
 }
 
-/// N stream requests at once (non-blocking connects, each request sent as soon as its socket
-/// connects): for each, the status code (None: no status line within 10 s) and the ms from its
-/// connect() to its status line.
+/// N stream requests at once: non-blocking connects in a loop, each request sent as soon as
+/// its socket connects (on loopback, right after its connect()), and answers read between
+/// connects, so that a connection's time is not the loop's. For each: the status code (None:
+/// no status line within 10 s) and the ms from its connect() to its status line.
 fn refusal_burst(addr: SocketAddr, n: usize) -> io::Result<Vec<(Option<u16>, f64)>> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let request = format!("GET /stream HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    // (socket, connect time, bytes read, request sent, result)
-    type Conn = (
-        TcpStream,
-        Instant,
-        Vec<u8>,
-        bool,
-        Option<(Option<u16>, f64)>,
-    );
-    let mut conns: Vec<Conn> = Vec::with_capacity(n);
+    let mut conns: Vec<BurstConn> = Vec::with_capacity(n);
+    let mut left = n;
     for i in 0..n {
         let t = Instant::now();
-        let mut s = TcpStream::connect(addr)?;
+        let mut sock = TcpStream::connect(addr)?;
+        let sent = sock.peer_addr().is_ok() && sock.write(request.as_bytes()).is_ok();
         poll.registry()
-            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-        conns.push((s, t, Vec::new(), false, None));
+            .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        conns.push(BurstConn {
+            sock,
+            t,
+            got: Vec::new(),
+            sent,
+            result: None,
+        });
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        left -= burst_events(&events, &mut conns, &request);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut left = n;
     while left > 0 && Instant::now() < deadline {
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
-        for ev in events.iter() {
-            let c = &mut conns[ev.token().0];
-            if c.4.is_some() {
-                continue;
-            }
-            if ev.is_writable() && !c.3 && c.0.peer_addr().is_ok() {
-                c.3 = c.0.write(request.as_bytes()).is_ok();
-            }
-            let mut chunk = [0u8; 1024];
-            let mut closed = false;
-            loop {
-                match c.0.read(&mut chunk) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(k) => c.2.extend_from_slice(&chunk[..k]),
-                    Err(_) => break,
-                }
-            }
-            if c.2.windows(2).any(|w| w == b"\r\n") || closed {
-                let text = String::from_utf8_lossy(&c.2);
-                let code = text.split_whitespace().nth(1).and_then(|x| x.parse().ok());
-                c.4 = Some((code, c.1.elapsed().as_secs_f64() * 1e3));
-                left -= 1;
-            }
-        }
+        left -= burst_events(&events, &mut conns, &request);
     }
     Ok(conns
         .into_iter()
-        .map(|c| c.4.unwrap_or((None, f64::NAN)))
+        .map(|c| c.result.unwrap_or((None, f64::NAN)))
         .collect())
+}
+
+/// One connection of a refusal burst.
+struct BurstConn {
+    sock: TcpStream,
+    /// When its connect() was called.
+    t: Instant,
+    got: Vec<u8>,
+    /// The request is out.
+    sent: bool,
+    /// Status code (None: closed without one) and ms from connect() to the status line.
+    result: Option<(Option<u16>, f64)>,
+}
+
+/// Sends requests and reads status lines for `events`; how many connections got their answer.
+fn burst_events(events: &Events, conns: &mut [BurstConn], request: &str) -> usize {
+    let mut done = 0;
+    for ev in events.iter() {
+        let c = &mut conns[ev.token().0];
+        if c.result.is_some() {
+            continue;
+        }
+        if ev.is_writable() && !c.sent && c.sock.peer_addr().is_ok() {
+            c.sent = c.sock.write(request.as_bytes()).is_ok();
+        }
+        let mut chunk = [0u8; 1024];
+        let mut closed = false;
+        loop {
+            match c.sock.read(&mut chunk) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(k) => c.got.extend_from_slice(&chunk[..k]),
+                Err(_) => break,
+            }
+        }
+        if c.got.windows(2).any(|w| w == b"\r\n") || closed {
+            let text = String::from_utf8_lossy(&c.got);
+            let code = text.split_whitespace().nth(1).and_then(|x| x.parse().ok());
+            c.result = Some((code, c.t.elapsed().as_secs_f64() * 1e3));
+            done += 1;
+        }
+    }
+    done
 }
 
 /// One refusal burst against a fresh camstream with `--max-clients 3`, printed.
@@ -1272,6 +1340,8 @@ struct Run {
     at_29: usize,
     cpu_pct: f64,
     us_per_frame: f64,
+    /// The server's CPU µs per delivered frame by thread name, largest first.
+    by_thread: String,
     rss_mb: f64,
     hwm_mb: f64,
     threads: usize,
@@ -1290,6 +1360,8 @@ struct Run {
     errors: String,
     burst_streaming: usize,
     burst_ms: Option<f64>,
+    /// ms from each burst viewer's connect() to its response's first byte: p50, p99, max.
+    burst_first_byte: Option<(f64, f64, f64)>,
     burst_detail: String,
     not_streaming: String,
 }
@@ -1348,6 +1420,14 @@ fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result
     let burst_streaming = n - crowd.not_streaming().len();
     let burst_ms =
         (crowd.not_streaming().is_empty()).then(|| t_connect.elapsed().as_secs_f64() * 1e3);
+    let burst_first_byte = {
+        let mut v = crowd.first_bytes_ms();
+        v.sort_by(|a, b| a.total_cmp(b));
+        match (percentile(&v, 0.5), percentile(&v, 0.99), v.last()) {
+            (Some(a), Some(b), Some(&c)) => Some((a, b, c)),
+            _ => None,
+        }
+    };
     let burst_detail = {
         let e = crowd.errors();
         let stuck = crowd
@@ -1406,12 +1486,14 @@ fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result
         |p: u32, s: &str| cpu_seconds_schedstat(&p.to_string()).unwrap_or_else(|| cpu_seconds(s));
     let me = std::process::id();
     let (cpu0, me0, mach0) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
+    let threads0 = cpu_by_thread(pid);
     let t0 = Instant::now();
     crowd.set_measuring(true);
     crowd.pump(t0 + Duration::from_secs_f64(o.seconds));
     crowd.set_measuring(false);
     let secs = t0.elapsed().as_secs_f64();
     let (cpu1, me1, mach1) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
+    let threads1 = cpu_by_thread(pid);
     let frames1 = crowd.frames();
     let (rss, hwm) = rss_mb(pid);
     let nthreads = thread_count(pid);
@@ -1451,6 +1533,18 @@ fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result
     let fps_min = fps.iter().cloned().fold(f64::INFINITY, f64::min);
     let fps_median = median(&mut fps);
     let cpu = cpu1 - cpu0;
+    let by_thread = {
+        let mut v: Vec<(f64, &String)> = threads1
+            .iter()
+            .map(|(name, s)| (s - threads0.get(name).copied().unwrap_or(0.0), name))
+            .filter(|(s, _)| *s > 0.0)
+            .collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0));
+        v.iter()
+            .map(|(s, name)| format!("{name} {:.2}", s / delivered.max(1) as f64 * 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut lat = crowd.take_latencies();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
 
@@ -1491,6 +1585,7 @@ fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result
         } else {
             f64::NAN
         },
+        by_thread,
         rss_mb: rss,
         hwm_mb: hwm,
         threads: nthreads,
@@ -1512,6 +1607,7 @@ fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result
         errors,
         burst_streaming,
         burst_ms,
+        burst_first_byte,
         burst_detail,
         not_streaming,
     })
@@ -1594,12 +1690,21 @@ fn print_run(kind: Kind, rep: usize, r: &Run) {
         if r.errors.is_empty() { String::new() } else { format!(", viewer errors: {}", r.errors) }
     );
     println!(
-        "      burst of {} at once: {} streaming within {} s{}{}{}",
+        "      server CPU us per delivered frame, by thread: {}",
+        r.by_thread
+    );
+    println!(
+        "      burst of {} at once: {} streaming within {} s{}{}{}{}",
         r.viewers,
         r.burst_streaming,
         BURST_WAIT.as_secs(),
         r.burst_ms
             .map(|ms| format!(" (all after {ms:.0} ms)"))
+            .unwrap_or_default(),
+        r.burst_first_byte
+            .map(|(a, b, c)| format!(
+                "; ms from connect() to the first byte: p50 {a:.2}, p99 {b:.2}, max {c:.2}"
+            ))
             .unwrap_or_default(),
         if r.burst_detail.is_empty() {
             String::new()
@@ -1823,9 +1928,9 @@ fn main() {
         "Per level, median of {} runs (fps min = slowest viewer in a run):",
         o.repeat
     );
-    println!("| server | viewers | streaming | fps min | fps median | viewers >=29 fps | server CPU % | CPU us/frame | RSS MB | peak RSS MB | threads | latency p50 ms | latency p99 ms | burst: streaming within 5 s | all streaming after ms | N+1: status | N+1: ms to status | source fps | skipped/s | client CPU % | others CPU % |");
+    println!("| server | viewers | streaming | fps min | fps median | viewers >=29 fps | server CPU % | CPU us/frame | RSS MB | peak RSS MB | threads | latency p50 ms | latency p99 ms | burst: streaming within 5 s | all streaming after ms | burst first byte p99 ms | N+1: status | N+1: ms to status | source fps | skipped/s | client CPU % | others CPU % |");
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for &n in &o.viewers {
         for kind in ALL_KINDS {
@@ -1834,7 +1939,7 @@ fn main() {
             };
             let m = |f: &dyn Fn(&Run) -> Option<f64>| med_of(rs, f);
             println!(
-                "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 kind.name(),
                 f1(m(&|r| Some(r.streaming as f64)).unwrap_or(f64::NAN)),
                 f1(m(&|r| Some(r.fps_min)).unwrap_or(f64::NAN)),
@@ -1849,6 +1954,7 @@ fn main() {
                 f2o(m(&|r| r.lat_p99)),
                 f1(m(&|r| Some(r.burst_streaming as f64)).unwrap_or(f64::NAN)),
                 f2o(m(&|r| r.all_streaming_ms)),
+                f2o(m(&|r| r.burst_first_byte.map(|b| b.1))),
                 rs.last().map(|r| r.probe_summary.clone()).unwrap_or_default(),
                 f2o(m(&|r| r.probe_median_ms)),
                 f2o(m(&|r| r.src_fps)),

@@ -116,6 +116,38 @@ pub fn cpu_seconds_schedstat(pid: &str) -> Option<f64> {
     Some(total as f64 / 1e9)
 }
 
+/// CPU seconds of a process's threads from their schedstat (ns), summed by thread name with a
+/// trailing `-N` taken off (`sender-0` and `sender-1` count as `sender`), so that the senders'
+/// fan-out and the capture thread's encoding can be told apart. Threads that ended are missing.
+pub fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut by = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by;
+    };
+    for t in dir.flatten() {
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(t.path().join("comm")),
+            std::fs::read_to_string(t.path().join("schedstat")),
+        ) else {
+            continue;
+        };
+        let Some(ns) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let comm = comm.trim();
+        let name = match comm.rsplit_once('-') {
+            Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+            _ => comm,
+        };
+        *by.entry(name.to_string()).or_insert(0.0) += ns as f64 / 1e9;
+    }
+    by
+}
+
 /// Clock ticks per second, the unit of /proc/stat.
 pub fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
