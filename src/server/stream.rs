@@ -31,6 +31,7 @@ use crate::server::conn::{
 use crate::server::http::{Outgoing, ReplyTo};
 use crate::server::permit::{Counter, Permit};
 use crate::server::routes::{self, SNAPSHOT_WAIT};
+use crate::server::sched;
 use crate::server::viewers::{Ticket, ViewerJob};
 use crate::slot::{Listener, WatchGuard};
 
@@ -135,7 +136,14 @@ impl Senders {
             };
             let thread = std::thread::Builder::new()
                 .name(format!("sender-{i}"))
-                .spawn(move || sender.run())
+                .spawn(move || {
+                    // Cheaper wake-ups of the viewers' readers (see `sched`); without it the
+                    // sender works as well, only at a higher cost per frame.
+                    if let Err(e) = sched::ask_for_slice(sched::SENDER_SLICE) {
+                        log::debug!("a stream sender keeps the default time slice: {e}");
+                    }
+                    sender.run()
+                })
                 .context("cannot start a sender thread")?;
             lanes.push(Lane {
                 tx,
