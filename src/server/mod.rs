@@ -25,7 +25,7 @@ pub mod http;
 pub mod listener;
 pub mod permit;
 pub mod routes;
-mod sched;
+pub mod sched;
 pub mod stream;
 pub mod viewers;
 mod worker;
