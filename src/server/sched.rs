@@ -71,18 +71,30 @@ mod tests {
     fn the_slice_keeps_the_nice_value() {
         // On a thread of its own: the nice value and the slice are per thread.
         std::thread::spawn(|| {
-            // SAFETY: gettid and setpriority on the calling thread; raising nice needs no
-            // privilege.
+            // A nicer value than the thread has: raising nice needs no privilege.
+            let nice = (current().unwrap().sched_nice + 3).min(19);
+            // SAFETY: gettid and setpriority on the calling thread.
             let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-            assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 7) }, 0);
+            assert_eq!(
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) },
+                0
+            );
+            let before = current().unwrap();
+            assert_eq!(before.sched_nice, nice);
+            let fair = matches!(
+                before.sched_policy as i32,
+                libc::SCHED_OTHER | libc::SCHED_BATCH
+            );
             match ask_for_slice(SENDER_SLICE) {
-                Ok(changed) => assert!(changed, "a default thread has a fair policy"),
+                // Only a fair thread (as threads start, unless the tests run under chrt) gets a
+                // slice.
+                Ok(changed) => assert_eq!(changed, fair),
                 // A seccomp profile may refuse the call; the sender then goes on as it is.
                 Err(e) => eprintln!("sched_setattr refused here: {e}"),
             }
             let attr = current().unwrap();
-            assert_eq!(attr.sched_nice, 7);
-            assert_eq!(attr.sched_policy as i32, libc::SCHED_OTHER);
+            assert_eq!(attr.sched_nice, nice);
+            assert_eq!(attr.sched_policy, before.sched_policy);
             // Kernels before 6.12 report no slice for a fair thread.
             assert!(
                 attr.sched_runtime == 0 || attr.sched_runtime == 10_000_000,
