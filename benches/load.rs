@@ -16,7 +16,9 @@
 //! compiler must build the fake camera, and /dev/video88 must be creatable (root); otherwise
 //! the peer is skipped with the reason), `--refusal-burst N` (also, once per repeat: N requests
 //! at once on a camstream with `--max-clients 3`, and the time from connect() to the status
-//! line of the refused ones).
+//! line of the refused ones), `--source pattern|file` (default pattern: camstream draws and
+//! encodes every frame; file: camstream replays 300 ffmpeg testsrc JPEGs made here, passed
+//! through without decoding or encoding, as from an MJPEG camera; needs ffmpeg).
 //!
 //! Everything stays on 127.0.0.1, every phase is bounded in time, and the servers started here
 //! are killed at the end of their level (also on panic, by a drop guard).
@@ -64,6 +66,8 @@ struct Opts {
     bin: Option<PathBuf>,
     peer_ustreamer: bool,
     refusal_burst: usize,
+    /// camstream replays an MJPEG file instead of drawing the pattern.
+    file_source: bool,
 }
 
 /// How the viewers are read.
@@ -91,6 +95,7 @@ fn parse_opts() -> Opts {
         bin: None,
         peer_ustreamer: false,
         refusal_burst: 0,
+        file_source: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -117,6 +122,10 @@ fn parse_opts() -> Opts {
                 }
             }
             "--bin" => o.bin = Some(PathBuf::from(val)),
+            "--source" => {
+                assert!(val == "pattern" || val == "file", "--source pattern|file");
+                o.file_source = val == "file";
+            }
             "--refusal-burst" => o.refusal_burst = val.parse().expect("--refusal-burst N"),
             "--peer" => {
                 assert!(val == "ustreamer", "--peer ustreamer");
@@ -156,6 +165,8 @@ fn camstream_bin() -> PathBuf {
 
 /// The copy of the release binary that this run uses (others may rebuild target/ meanwhile).
 static SERVER_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+/// With `--source file`: the MJPEG file camstream's `file:` source replays.
+static SOURCE_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 fn baseline_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/baseline/seed_server.py")
@@ -171,7 +182,12 @@ fn start_camstream(
     let bin = SERVER_BIN.get().cloned().unwrap_or_else(camstream_bin);
     let mut cmd = Command::new(&bin);
     match cam {
-        None => cmd.args(["serve", "--source", "pattern"]),
+        None => match SOURCE_FILE.get() {
+            Some(f) => cmd
+                .args(["serve", "--source"])
+                .arg(format!("file:{}", f.display())),
+            None => cmd.args(["serve", "--source", "pattern"]),
+        },
         Some(c) => c
             .env(&mut cmd)
             .args(["serve", "--source"])
@@ -332,6 +348,34 @@ fn python_has_cv2() -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// Makes `--source file`'s input: 300 JPEGs of ffmpeg's testsrc at 640x480 (q:v 10), one after
+/// the other, as `ffmpeg -f mjpeg` writes them; returns the file and its mean frame size.
+fn make_mjpeg(tmp: &Path) -> Result<(PathBuf, f64), String> {
+    let out = tmp.join("frames.mjpeg");
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=640x480:rate=30")
+        .args([
+            "-frames:v",
+            "300",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "10",
+            "-f",
+            "mjpeg",
+        ])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    if !status.success() {
+        return Err("ffmpeg failed to make the MJPEG file".into());
+    }
+    let len = std::fs::metadata(&out).map_err(|e| e.to_string())?.len();
+    Ok((out, len as f64 / 300.0))
 }
 
 /// Makes the baseline's input: a 640x480 30 fps MJPEG AVI of ffmpeg's testsrc, 10 s.
@@ -1782,10 +1826,27 @@ fn main() {
         Vec::new()
     };
 
+    let mut source_note = "--source pattern --size 640x480".to_string();
+    if o.file_source {
+        match make_mjpeg(tmp.path()) {
+            Ok((f, mean)) => {
+                source_note = format!(
+                    "--source file:frames.mjpeg (300 ffmpeg testsrc JPEGs, 640x480, mean {:.1} KB, passed through)",
+                    mean / 1e3
+                );
+                let _ = SOURCE_FILE.set(f);
+            }
+            Err(e) => {
+                eprintln!("error: --source file: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+
     println!("camstream load benchmark (issue #3)");
     println!("camstream binary: {} (modified {built}; a copy is run, so rebuilds meanwhile do not matter)", bin.display());
     println!(
-        "camstream: {} serve --source pattern --size 640x480 --fps 30 --listen 127.0.0.1:0 --max-clients N",
+        "camstream: {} serve {source_note} --fps 30 --listen 127.0.0.1:0 --max-clients N",
         bin.display()
     );
     if video.is_some() {
