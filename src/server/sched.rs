@@ -1,7 +1,9 @@
 //! The stream senders' scheduling hint: a long time slice under the kernel's EEVDF scheduler.
 //!
-//! Each part a sender writes wakes the viewer's reader, and on loopback (and on the NIC's
-//! core, for a local proxy) that wake-up is the sender's work. Measured with 500 viewers that
+//! Each part a sender writes wakes the viewer's reader. For a reader on the same host (a
+//! reverse proxy, a recorder, a dashboard such as OctoPrint's or Home Assistant's), loopback
+//! runs that wake-up on the sender's core, as the sender's work; a remote viewer's wake-up
+//! happens on its own host, so there the slice changes little. Measured with 500 viewers that
 //! each read on their own thread (as separate players do), the senders spent more CPU per
 //! delivered frame with the default slice than with a long one: 8.9–10.4 µs against
 //! 7.3–7.7 µs per frame in three interleaved pairs (BENCHMARKS.md, "Fan-out and µStreamer").
