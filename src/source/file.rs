@@ -525,21 +525,6 @@ mod tests {
         }
     }
 
-    /// A small deterministic PRNG (xorshift64*), so a failure reproduces from the seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// Byte strings a mutation inserts: markers, segment heads, scan data with stuffing.
     const PIECES: [&[u8]; 9] = [
         &[0xFF, 0xD8, 0xFF],
@@ -564,30 +549,31 @@ mod tests {
             chained_app0(50),
             [&jpeg(60)[..], &chained_app0(20), &jpeg(70)].concat(),
         ];
-        let mut rng = Rng(0x5EED_F11E);
+        // Seeded, so a failure reproduces.
+        let mut rng = fastrand::Rng::with_seed(0x5EED_F11E);
         let started = std::time::Instant::now();
         for case in 0..3000 {
             if started.elapsed() > std::time::Duration::from_secs(10) {
                 break; // a slow machine: fewer cases, same checks
             }
-            let mut data = seeds[rng.below(seeds.len())].clone();
-            for _ in 0..1 + rng.below(8) {
-                let at = rng.below(data.len() + 1);
-                match rng.below(5) {
-                    0 if at < data.len() => data[at] = rng.next() as u8,
+            let mut data = seeds[rng.usize(..seeds.len())].clone();
+            for _ in 0..1 + rng.usize(..8) {
+                let at = rng.usize(..data.len() + 1);
+                match rng.usize(..5) {
+                    0 if at < data.len() => data[at] = rng.u8(..),
                     1 => {
-                        let piece = PIECES[rng.below(PIECES.len())];
+                        let piece = PIECES[rng.usize(..PIECES.len())];
                         data.splice(at..at, piece.iter().copied());
                     }
                     2 => data.truncate(at),
                     3 => {
-                        let from = rng.below(data.len() + 1);
-                        let end = (from + rng.below(400)).min(data.len());
+                        let from = rng.usize(..data.len() + 1);
+                        let end = (from + rng.usize(..400)).min(data.len());
                         let copy = data[from..end].to_vec();
                         data.splice(at..at, copy);
                     }
                     _ => {
-                        let end = (at + rng.below(64)).min(data.len());
+                        let end = (at + rng.usize(..64)).min(data.len());
                         data.drain(at..end);
                     }
                 }
