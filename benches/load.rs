@@ -1529,15 +1529,23 @@ fn run_level(kind: Kind, n: usize, o: &Opts, tmp: &Path, ins: &Inputs) -> Result
     let fine =
         |p: u32, s: &str| cpu_seconds_schedstat(&p.to_string()).unwrap_or_else(|| cpu_seconds(s));
     let me = std::process::id();
-    let (cpu0, me0, mach0) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
-    let threads0 = cpu_by_thread(pid);
+    // One read of the server's threads per moment gives both the total and the split.
+    let server_cpu = |by: &std::collections::BTreeMap<String, f64>| {
+        if by.is_empty() {
+            cpu_seconds(&pid_s)
+        } else {
+            by.values().sum()
+        }
+    };
+    let threads0 = cpu_by_thread(&pid_s);
+    let (cpu0, me0, mach0) = (server_cpu(&threads0), fine(me, "self"), machine_cpu());
     let t0 = Instant::now();
     crowd.set_measuring(true);
     crowd.pump(t0 + Duration::from_secs_f64(o.seconds));
     crowd.set_measuring(false);
     let secs = t0.elapsed().as_secs_f64();
-    let (cpu1, me1, mach1) = (fine(pid, &pid_s), fine(me, "self"), machine_cpu());
-    let threads1 = cpu_by_thread(pid);
+    let threads1 = cpu_by_thread(&pid_s);
+    let (cpu1, me1, mach1) = (server_cpu(&threads1), fine(me, "self"), machine_cpu());
     let frames1 = crowd.frames();
     let (rss, hwm) = rss_mb(pid);
     let nthreads = thread_count(pid);

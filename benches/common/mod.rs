@@ -103,23 +103,16 @@ pub fn spawn_server(mut cmd: Command, log: PathBuf) -> Result<(Proc, SocketAddr,
 
 /// CPU time of a process's live threads in seconds, from /proc/PID/task/*/schedstat
 /// (nanoseconds, finer than the 10 ms ticks of /proc/PID/stat; a server's threads live as long
-/// as it does, so none is missed). `pid` may be `self`.
+/// as it does, so none is missed). `pid` may be `self`. None where the kernel has no schedstat.
 pub fn cpu_seconds_schedstat(pid: &str) -> Option<f64> {
-    let mut total = 0u64;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
-        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total as f64 / 1e9)
+    let threads = cpu_by_thread(pid);
+    (!threads.is_empty()).then(|| threads.values().sum())
 }
 
-/// CPU seconds of a process's threads from their schedstat (ns), summed by thread name with a
-/// trailing `-N` taken off (`sender-0` and `sender-1` count as `sender`), so that the senders'
-/// fan-out and the capture thread's encoding can be told apart. Threads that ended are missing.
-pub fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, f64> {
+/// The same, summed by thread name with a trailing `-N` taken off (`sender-0` and `sender-1`
+/// count as `sender`), so that the senders' fan-out and the capture thread's encoding can be
+/// told apart. Empty where the kernel has no schedstat.
+pub fn cpu_by_thread(pid: &str) -> std::collections::BTreeMap<String, f64> {
     let mut by = std::collections::BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return by;
