@@ -309,11 +309,7 @@ fn closed_without_answer(mut s: &TcpStream) {
 
 #[test]
 fn at_the_cap_the_address_holding_most_heads_loses_its_own_oldest() {
-    let s = Server::start(&[
-        "--source",
-        "pattern",
-        "--size",
-        "160x120",
+    let s = pattern_server(&[
         "--max-clients",
         "2",
         "--max-connections",
@@ -359,11 +355,7 @@ fn at_the_cap_the_address_holding_most_heads_loses_its_own_oldest() {
 
 #[test]
 fn at_the_connection_cap_the_oldest_head_makes_room() {
-    let s = Server::start(&[
-        "--source",
-        "pattern",
-        "--size",
-        "160x120",
+    let s = pattern_server(&[
         "--max-clients",
         "2",
         "--max-connections",
@@ -396,16 +388,7 @@ fn keep_watching(mut c: MjpegClient) -> thread::JoinHandle<()> {
 
 #[test]
 fn refusals_past_the_lingering_bound_still_get_their_503() {
-    let s = Server::start(&[
-        "--source",
-        "pattern",
-        "--size",
-        "160x120",
-        "--max-clients",
-        "2",
-        "--max-connections",
-        "2",
-    ]);
+    let s = pattern_server(&["--max-clients", "2", "--max-connections", "2"]);
     let pid = s.pid();
     // Real viewers hold both slots; nobody is still sending a head, so newcomers are refused.
     let viewers: Vec<_> = (0..2)
@@ -485,14 +468,7 @@ fn an_allow_origin_that_is_not_an_origin_exits_2() {
         assert_eq!(code, Some(2), "{bad:?}: {err}");
         assert!(err.contains("--allow-origin"), "{bad:?}: {err}");
     }
-    let s = Server::start(&[
-        "--source",
-        "pattern",
-        "--size",
-        "160x120",
-        "--allow-origin",
-        "https://cam.example:8443",
-    ]);
+    let s = pattern_server(&["--allow-origin", "https://cam.example:8443"]);
     let r = s.get("/state");
     assert_eq!(
         r.header("access-control-allow-origin"),
