@@ -186,19 +186,7 @@ fn process_cpu_time_is_exported_below_a_second() {
 
 #[test]
 fn a_posted_stream_needs_the_same_credentials_as_a_get() {
-    let mut cmd = crate::util::camstream();
-    cmd.env("CAMSTREAM_AUTH", "viewer:secret");
-    let srv = Server::start_with(
-        cmd,
-        &[
-            "--source",
-            "pattern",
-            "--size",
-            "160x120",
-            "--auth-exempt",
-            "metrics",
-        ],
-    );
+    let srv = crate::util::auth_server("viewer:secret", "metrics");
     for method in ["GET", "POST", "HEAD"] {
         let r = request(
             srv.addr,

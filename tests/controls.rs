@@ -399,16 +399,9 @@ fn sources_without_controls_answer_404() {
 
 #[test]
 fn controls_always_need_credentials_when_auth_is_on() {
-    let mut cmd = crate::util::camstream();
-    cmd.env("CAMSTREAM_AUTH", "viewer:secret");
-    let srv = Server::start_with(
-        cmd,
-        &[
-            "--source",
-            "pattern",
-            "--auth-exempt",
-            "healthz,metrics,state,snapshot,stream,index",
-        ],
+    let srv = crate::util::auth_server(
+        "viewer:secret",
+        "healthz,metrics,state,snapshot,stream,index",
     );
     assert_eq!(srv.get("/controls").status, 401);
     assert_eq!(form(srv.addr, "brightness=1").status, 401);

@@ -16,8 +16,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    self, camstream, check_part, connect, fd_count, jpeg_dims, metric, next, parse_response,
-    pattern_server, thread_count, wait_until, watch, MjpegClient, Response, Server, IO_TIMEOUT,
+    self, camstream, check_part, closed_without_answer, connect, fd_count, jpeg_dims, metric, next,
+    parse_response, pattern_server, thread_count, wait_until, watch, MjpegClient, Response, Server,
+    IO_TIMEOUT,
 };
 
 /// Connects to `addr` from the loopback address `from` (127.0.0.0/8 is all loopback on Linux),
@@ -295,16 +296,6 @@ fn still_open(s: &TcpStream) -> bool {
     let open = matches!((&*s).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
     s.set_nonblocking(false).unwrap();
     open
-}
-
-/// Waits until the server closes `s` without answering.
-fn closed_without_answer(mut s: &TcpStream) {
-    let mut buf = Vec::new();
-    match s.read_to_end(&mut buf) {
-        Ok(_) => {}
-        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
-    }
-    assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
 }
 
 #[test]

@@ -368,6 +368,24 @@ pub fn pattern_server(extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// A pattern server (as [`pattern_server`]) that asks for `user:password` (CAMSTREAM_AUTH),
+/// except on the endpoints listed in `exempt` (`--auth-exempt`).
+pub fn auth_server(credentials: &str, exempt: &str) -> Server {
+    let mut cmd = camstream();
+    cmd.env("CAMSTREAM_AUTH", credentials);
+    Server::start_with(
+        cmd,
+        &[
+            "--source",
+            "pattern",
+            "--size",
+            "320x240",
+            "--auth-exempt",
+            exempt,
+        ],
+    )
+}
+
 /// Opens a stream that must be admitted.
 pub fn watch(addr: SocketAddr, path: &str) -> MjpegClient {
     match MjpegClient::open(addr, path, 1) {
@@ -441,6 +459,16 @@ pub fn stalled_viewer(addr: SocketAddr, path: &str) -> TcpStream {
     s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     s
+}
+
+/// Waits until the server closes `s` without answering.
+pub fn closed_without_answer(mut s: &TcpStream) {
+    let mut buf = Vec::new();
+    match s.read_to_end(&mut buf) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
 }
 
 /// Reads everything left on a stream socket; the server must have closed it (EOF, or a reset
