@@ -37,6 +37,17 @@ fn basic(user_pass: &str) -> String {
 }
 
 /// GET `path` from source address `from`, with Basic credentials if given.
+/// camstream_auth_failures_total and camstream_auth_throttled_total, read as a logged-in user.
+fn auth_counters(addr: SocketAddr) -> (f64, f64) {
+    let r = get_from(addr, Ipv4Addr::LOCALHOST, "/metrics", Some("alice:s3cret"));
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    (
+        crate::util::metric(&text, "camstream_auth_failures_total"),
+        crate::util::metric(&text, "camstream_auth_throttled_total"),
+    )
+}
+
 fn get_from(addr: SocketAddr, from: Ipv4Addr, path: &str, auth: Option<&str>) -> Response {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&SocketAddr::from((from, 0)).into()).unwrap();
@@ -107,10 +118,15 @@ fn bad_logins_leave_memory_bounded() {
     let users = users_file(dir.path());
     let srv = start(&users, &[]);
     // One after the other, each from its own address: every one is a full argon2 check.
+    let mut checked = 0;
     for i in 0..40 {
         let r = get_from(srv.addr, source(i), "/snapshot", Some("alice:wrong"));
         assert!([401, 503].contains(&r.status), "login {i}: {}", r.status);
+        checked += usize::from(r.status == 401);
     }
+    // The memory bound below means something only if passwords were really checked.
+    assert!(checked >= 30, "only {checked} of 40 bad logins were checked");
+    assert_eq!(auth_counters(srv.addr).0, checked as f64);
     // Before the fix each worker allocated 19 MiB per check from its own malloc arena and kept
     // it: hundreds of MiB after 40 logins. Now one verifier reuses one block of memory.
     let rss = rss_mib(srv.pid());
@@ -165,6 +181,13 @@ fn a_bad_password_flood_leaves_healthz_and_logged_in_users_served() {
     stop.store(true, Ordering::Relaxed);
     let sent: usize = flood.into_iter().map(|t| t.join().unwrap()).sum();
     eprintln!("{sent} bad logins sent; slowest honest answer {slowest:?}");
+    // The flood arrived: bad logins were checked, and the rest refused unchecked.
+    let (failed, throttled) = auth_counters(addr);
+    assert!(failed >= 1.0, "no bad login was checked during the flood");
+    assert!(
+        failed + throttled >= 100.0,
+        "only {failed} + {throttled} bad logins reached the server"
+    );
     let rss = rss_mib(srv.pid());
     assert!(rss <= 64.0, "RSS {rss:.1} MiB after the flood");
 }
