@@ -125,7 +125,10 @@ fn bad_logins_leave_memory_bounded() {
         checked += usize::from(r.status == 401);
     }
     // The memory bound below means something only if passwords were really checked.
-    assert!(checked >= 30, "only {checked} of 40 bad logins were checked");
+    assert!(
+        checked >= 30,
+        "only {checked} of 40 bad logins were checked"
+    );
     assert_eq!(auth_counters(srv.addr).0, checked as f64);
     // Before the fix each worker allocated 19 MiB per check from its own malloc arena and kept
     // it: hundreds of MiB after 40 logins. Now one verifier reuses one block of memory.

@@ -50,7 +50,7 @@ impl Nodes {
                 unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o660, libc::makedev(81, *n)) };
             if rc != 0 && !path.exists() {
                 let e = std::io::Error::last_os_error();
-                if std::env::var_os("CI").is_some() {
+                if crate::util::in_ci() {
                     panic!(
                         "cannot create {}: {e} (the fake camera tests need root)",
                         path.display()
