@@ -247,13 +247,6 @@ impl Crowd {
 
 // ---------------------------------------------------------------- measurements
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 struct Run {
     p50_ms: f64,
     p99_ms: f64,
@@ -268,21 +261,28 @@ struct Run {
 /// and what the rest of the machine used meanwhile.
 fn measure(procs: &[Proc], o: &Opts) -> Run {
     let last = procs.last().expect("a server");
-    let ours = || procs.iter().map(Proc::cpu).sum::<f64>() + cpu_of("self");
+    // One read per process per moment: (the last server's CPU, all of ours with this bench).
+    let cpu_now = || {
+        let each: Vec<f64> = procs.iter().map(Proc::cpu).collect();
+        let last = each.last().copied().unwrap_or(f64::NAN);
+        (last, each.iter().sum::<f64>() + cpu_of("self"))
+    };
     let mut crowd = Crowd::connect(last.addr, o.viewers, false);
     crowd.run(Duration::from_secs(2), |_, _, _| {});
     let frames0 = crowd.frames();
-    let (cpu0, ours0, busy0) = (last.cpu(), ours(), machine_busy());
+    let ((cpu0, ours0), busy0) = (cpu_now(), machine_busy());
     let mut lat = Vec::new();
     crowd.run(Duration::from_secs_f64(o.seconds), |_, l, _| lat.push(l));
-    let cpu = last.cpu() - cpu0;
-    let others = (machine_busy() - busy0) - (ours() - ours0);
+    let ((cpu1, ours1), busy1) = (cpu_now(), machine_busy());
+    let cpu = cpu1 - cpu0;
+    let others = (busy1 - busy0) - (ours1 - ours0);
     let frames = crowd.frames() - frames0;
     lat.retain(|l| l.is_finite());
     lat.sort_by(|a, b| a.total_cmp(b));
     Run {
-        p50_ms: percentile(&lat, 0.5) * 1e3,
-        p99_ms: percentile(&lat, 0.99) * 1e3,
+        // The same percentile as the load bench, so their p99s compare.
+        p50_ms: common::percentile(&lat, 0.5).unwrap_or(f64::NAN) * 1e3,
+        p99_ms: common::percentile(&lat, 0.99).unwrap_or(f64::NAN) * 1e3,
         fps_per_viewer: frames as f64 / o.viewers as f64 / o.seconds,
         cpu_us_per_frame: cpu * 1e6 / frames as f64,
         others_pct: others * 100.0 / o.seconds,
