@@ -22,7 +22,7 @@
 //!   start, so the verifier's memory has a known bound.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -38,7 +38,7 @@ use rouille::Response;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::server::app::App;
-use crate::server::conn::write_from;
+use crate::server::conn::{client_key, write_from};
 use crate::server::http::{text, Outgoing, ReplyTo};
 use crate::server::listener::Job;
 use crate::server::routes;
@@ -343,18 +343,6 @@ impl Failures {
             };
         }
         t.count = t.count.saturating_add(1);
-    }
-}
-
-/// What failures are counted against: an IPv4 address, or an IPv6 /64 (one host usually has
-/// a whole /64 to pick addresses from).
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        },
     }
 }
 

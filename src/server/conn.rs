@@ -7,7 +7,7 @@
 //! `WouldBlock`/`Interrupted` ladder (as mio's `tcp_server` example does).
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream};
 
 use crate::server::permit::Permit;
 
@@ -19,6 +19,19 @@ pub struct Conn {
     pub minor_version: u8,
     /// Its place under `--max-connections`.
     pub permit: Permit,
+}
+
+/// The address a client is counted by (heads per address at the connection cap, failed
+/// logins): an IPv4 address, or the /64 network of an IPv6 address, since one host can pick a
+/// new address in its /64 for every connection; an IPv4-mapped address counts as the IPv4 one.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
 }
 
 /// What [`read_available`] found.
@@ -127,6 +140,17 @@ pub fn write_available(w: impl FnMut() -> io::Result<usize>) -> io::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_network() {
+        let key = |s: &str| client_key(s.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), key("192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2::"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
 
     /// A reader that returns its script, one step per call.
     struct Script(Vec<io::Result<Vec<u8>>>);
