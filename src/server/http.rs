@@ -263,9 +263,34 @@ pub fn text(code: u16, body: &str) -> rouille::Response {
     rouille::Response::text(format!("{body}\n")).with_status_code(code)
 }
 
+/// A short plain-text error response that closes the connection, without CORS headers: for
+/// refusals before a request is routed (the connection cap, a full queue, a bad head).
+pub fn error(code: u16, why: &str, retry_after: Option<u32>, minor_version: u8) -> Outgoing {
+    let mut resp = text(code, why);
+    if let Some(s) = retry_after {
+        resp = resp.with_unique_header("Retry-After", s.to_string());
+    }
+    let to = ReplyTo {
+        minor_version,
+        head_only: false,
+        allow_origin: None,
+    };
+    Outgoing::new(resp, &to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_responses_are_complete_and_close() {
+        let out = error(503, "server busy", Some(1), 1);
+        let b = String::from_utf8([&out.head[..], &out.body[..]].concat()).unwrap();
+        assert!(b.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(b.contains("Retry-After: 1\r\n") && b.contains("Connection: close\r\n"));
+        assert!(b.ends_with("\r\n\r\nserver busy\n"));
+        assert!(b.contains("Content-Length: 12\r\n"));
+    }
 
     fn peer() -> SocketAddr {
         "127.0.0.1:5000".parse().unwrap()

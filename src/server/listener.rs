@@ -41,7 +41,7 @@ use crate::metrics::Metrics;
 use crate::server::conn::{
     client_key, interrupted, read_available, would_block, write_from, Conn, Input,
 };
-use crate::server::http::{self, Head, HeadError, Outgoing, ReplyTo};
+use crate::server::http::{self, Head, HeadError};
 use crate::server::permit::{Counter, Permit};
 use crate::settings::ServeSettings;
 
@@ -460,7 +460,7 @@ impl Acceptor {
             Ok(()) => {}
             Err(TrySendError::Full(mut job)) => {
                 self.metrics.connections_rejected.inc();
-                let out = error(503, "server busy", Some(1), job.conn.minor_version);
+                let out = http::error(503, "server busy", Some(1), job.conn.minor_version);
                 let _ = write_from(&mut job.conn.stream, &out.bufs(), 0);
             }
             Err(TrySendError::Disconnected(_)) => {}
@@ -610,40 +610,16 @@ fn out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
-/// A short plain-text error response that closes the connection.
-fn error(code: u16, why: &str, retry_after: Option<u32>, minor_version: u8) -> Outgoing {
-    let mut resp = http::text(code, why);
-    if let Some(s) = retry_after {
-        resp = resp.with_unique_header("Retry-After", s.to_string());
-    }
-    let to = ReplyTo {
-        minor_version,
-        head_only: false,
-        allow_origin: None,
-    };
-    Outgoing::new(resp, &to)
-}
-
 /// Best-effort answer on a non-blocking socket before the request is known: one write. A short
 /// response fits in any socket buffer, so this does not lose bytes in practice.
 fn reject(conn: &mut MioStream, code: u16, why: &str, retry_after: Option<u32>) {
-    let out = error(code, why, retry_after, 1);
+    let out = http::error(code, why, retry_after, 1);
     let _ = write_from(conn, &out.bufs(), 0);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_responses_are_complete_and_close() {
-        let out = error(503, "server busy", Some(1), 1);
-        let b = String::from_utf8([&out.head[..], &out.body[..]].concat()).unwrap();
-        assert!(b.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
-        assert!(b.contains("Retry-After: 1\r\n") && b.contains("Connection: close\r\n"));
-        assert!(b.ends_with("\r\n\r\nserver busy\n"));
-        assert!(b.contains("Content-Length: 12\r\n"));
-    }
 
     #[test]
     fn the_default_cap_follows_the_descriptor_limit() {

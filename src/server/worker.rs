@@ -122,12 +122,6 @@ fn refuse_busy(job: Handoff, app: &App) {
         Handoff::Snapshot { conn, .. } | Handoff::Reply { conn, .. } => conn,
     };
     app.metrics.connections_rejected.inc();
-    let to = ReplyTo {
-        minor_version: conn.minor_version,
-        head_only: false,
-        allow_origin: None,
-    };
-    let r = http::text(503, "server busy").with_unique_header("Retry-After", "1");
-    let out = Outgoing::new(r, &to);
+    let out = http::error(503, "server busy", Some(1), conn.minor_version);
     let _ = write_from(&mut conn.stream, &out.bufs(), 0);
 }
