@@ -3,10 +3,10 @@
 //! Each part a sender writes wakes the viewer's reader. For a reader on the same host (a
 //! reverse proxy, a recorder, a dashboard such as OctoPrint's or Home Assistant's), loopback
 //! runs that wake-up on the sender's core, as the sender's work; a remote viewer's wake-up
-//! happens on its own host, so there the slice changes little. Measured with 500 viewers that
-//! each read on their own thread (as separate players do), the senders spent more CPU per
-//! delivered frame with the default slice than with a long one: 8.9–10.4 µs against
-//! 7.3–7.7 µs per frame in three interleaved pairs (BENCHMARKS.md, "Fan-out and µStreamer").
+//! happens on its own host, so there the slice changes little. Measured with the load bench's
+//! thread-per-viewer client (`cargo bench --bench load -- --client threads`), the senders
+//! spent 8.5–8.6 µs per delivered frame at 500 viewers with the default slice and 6.8–7.0 µs
+//! with this one, in interleaved runs (BENCHMARKS.md, "Fan-out and µStreamer").
 //! With a slice longer than the readers', a woken reader runs at once on the sender's core
 //! while the part is still in its cache, instead of waiting and being pulled to the other
 //! core.
