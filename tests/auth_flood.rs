@@ -233,28 +233,15 @@ fn repeated_failures_from_one_address_get_429_with_retry_after() {
 /// Runs `serve` with `users` and returns (exit code, stderr); for files it must refuse. A
 /// server that starts anyway is killed after a few seconds and reported as exit code `None`.
 fn refused(users: &Path) -> (Option<i32>, String) {
-    let mut child = camstream()
-        .args(["serve", "--listen", "127.0.0.1:0", "--source", "pattern"])
+    let mut cmd = camstream();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--source", "pattern"])
         .arg("--auth-file")
-        .arg(users)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+        .arg(users);
+    let out = crate::util::run_bounded(cmd, Duration::from_secs(5));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A well-formed argon2id hash string with the given costs (never computed: only parsed).

@@ -9,7 +9,6 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -418,29 +417,14 @@ fn refusals_past_the_lingering_bound_still_get_their_503() {
 /// once; a server that starts instead is killed after 10 s (exit code `None`). Returns the exit
 /// code and stderr.
 fn serve_exit(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = camstream()
-        .args(["serve", "--source", "pattern", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    (code, err)
+    let mut cmd = camstream();
+    cmd.args(["serve", "--source", "pattern", "--listen", "127.0.0.1:0"])
+        .args(args);
+    let out = util::run_bounded(cmd, Duration::from_secs(10));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
