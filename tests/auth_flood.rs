@@ -89,16 +89,6 @@ fn source(n: usize) -> Ipv4Addr {
 }
 
 /// Resident memory of a process in MiB, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kib / 1024.0
-}
-
 fn start(users: &Path, extra: &[&str]) -> Server {
     let mut args = vec![
         "--source",
@@ -132,7 +122,7 @@ fn bad_logins_leave_memory_bounded() {
     assert_eq!(auth_counters(srv.addr).0, checked as f64);
     // Before the fix each worker allocated 19 MiB per check from its own malloc arena and kept
     // it: hundreds of MiB after 40 logins. Now one verifier reuses one block of memory.
-    let rss = rss_mib(srv.pid());
+    let rss = crate::util::rss_mb(srv.pid()).0;
     assert!(rss <= 64.0, "RSS {rss:.1} MiB after 40 bad logins");
 }
 
@@ -191,7 +181,7 @@ fn a_bad_password_flood_leaves_healthz_and_logged_in_users_served() {
         failed + throttled >= 100.0,
         "only {failed} + {throttled} bad logins reached the server"
     );
-    let rss = rss_mib(srv.pid());
+    let rss = crate::util::rss_mb(srv.pid()).0;
     assert!(rss <= 64.0, "RSS {rss:.1} MiB after the flood");
 }
 

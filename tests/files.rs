@@ -33,15 +33,6 @@ fn chained_app0(bytes: usize) -> Vec<u8> {
 }
 
 /// Peak resident memory of a process in KiB, from /proc.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 fn c_path(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap()
 }
@@ -184,9 +175,9 @@ fn a_folder_skips_and_counts_a_file_too_big_to_be_a_frame() {
     }
     assert!(s.metric("camstream_source_bad_frames_total") >= 1.0);
     assert_eq!(s.get("/healthz").status, 200);
-    let hwm = vm_hwm_kib(s.pid());
-    eprintln!("folder with a 1 GiB file: peak RSS {hwm} KiB");
-    assert!(hwm < 128 << 10, "peak RSS {hwm} KiB");
+    let hwm = crate::util::rss_mb(s.pid()).1;
+    eprintln!("folder with a 1 GiB file: peak RSS {hwm:.1} MiB");
+    assert!(hwm < 128.0, "peak RSS {hwm:.1} MiB");
 }
 
 #[test]
@@ -215,10 +206,11 @@ fn loading_a_large_mjpeg_file_peaks_near_its_size() {
     sparse_mjpeg(&clip, len, &pattern_jpeg("64x48"));
     let s = Server::start(&["--source", &format!("file:{}", clip.display())]);
     wait_until("/healthz 200", || s.get("/healthz").status == 200);
-    let hwm = vm_hwm_kib(s.pid());
-    eprintln!("{} MiB MJPEG file: peak RSS {hwm} KiB", len >> 20);
+    let hwm = crate::util::rss_mb(s.pid()).1;
+    eprintln!("{} MiB MJPEG file: peak RSS {hwm:.1} MiB", len >> 20);
     // The file once, plus the process's own few MiB; twice the file is the copy we avoid.
-    assert!(hwm < (len >> 10) * 5 / 4, "peak RSS {hwm} KiB");
+    let file_mib = (len >> 20) as f64;
+    assert!(hwm < file_mib * 5.0 / 4.0, "peak RSS {hwm:.1} MiB");
 }
 
 #[test]

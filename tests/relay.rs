@@ -135,17 +135,6 @@ fn jpegs(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Peak resident memory of a process in MiB.
-fn peak_rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        >> 10
-}
-
 // ---------------------------------------------------------------------------------------------
 // An in-test upstream: one thread per connection, each handed to `handler` with its request.
 
@@ -1042,10 +1031,10 @@ fn hostile_upstreams_cost_a_bounded_buffer_and_a_counted_bad_frame() {
     expect_frames(&mut v, &frames, 3, "good frames after the junk");
     // Nothing kept more than the largest frame (32 MiB) and a read buffer beyond the server's
     // own few MiB, though 90 MB of junk went through.
-    let peak = peak_rss_mib(relay.pid());
+    let peak = util::rss_mb(relay.pid()).1;
     let bad = relay.metric("camstream_source_bad_frames_total");
-    eprintln!("relay peak RSS {peak} MiB, {bad} bad frames counted");
-    assert!(peak < 80, "the relay's peak RSS was {peak} MiB");
+    eprintln!("relay peak RSS {peak:.1} MiB, {bad} bad frames counted");
+    assert!(peak < 80.0, "the relay's peak RSS was {peak:.1} MiB");
     assert_eq!(util::get(relay.addr, "/healthz").status, 200);
 }
 

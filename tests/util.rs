@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use process::{banner_addr, fd_count, thread_count};
+pub use process::{banner_addr, fd_count, rss_mb, thread_count};
 
 /// Upper bound for any single network read or wait in tests; generous so a loaded CI machine
 /// never fails a test on timing, while a real hang still ends the test.

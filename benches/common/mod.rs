@@ -9,7 +9,7 @@
 mod process;
 // Like the rest of this module: each bench uses its own share.
 #[allow(unused_imports)]
-pub use process::{banner_addr, fd_count, thread_count};
+pub use process::{banner_addr, fd_count, rss_mb, thread_count};
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -165,20 +165,6 @@ pub fn machine_cpu() -> (f64, f64) {
     // user nice system idle iowait irq softirq steal (guest is already in user)
     let busy = f[0] + f[1] + f[2] + f[5] + f[6];
     (busy / clk_tck(), f[7] / clk_tck())
-}
-
-/// (VmRSS, VmHWM) in MB.
-pub fn rss_mb(pid: u32) -> (f64, f64) {
-    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let get = |key: &str| {
-        st.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(f64::NAN)
-    };
-    (get("VmRSS:"), get("VmHWM:"))
 }
 
 /// Raises this process's soft open-file limit to `want` (the hard limit too if allowed);

@@ -55,3 +55,18 @@ pub fn fd_count(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Resident memory of a process from /proc/PID/status, in MiB: (now, peak) = (VmRSS, VmHWM);
+/// NaN where unreadable.
+pub fn rss_mb(pid: u32) -> (f64, f64) {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |key: &str| {
+        st.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
