@@ -7,7 +7,7 @@
 //! per-address backoff cannot hide what the verifier's bound alone must hold.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::util::{camstream, parse_response, Response, Server, IO_TIMEOUT};
+use crate::util::{camstream, parse_response, Response, Server};
 
 /// A users file with `alice` (password `s3cret`, hashed as `hash-password` does), mode 600.
 fn users_file(dir: &Path) -> PathBuf {
@@ -36,7 +36,6 @@ fn basic(user_pass: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(user_pass)
 }
 
-/// GET `path` from source address `from`, with Basic credentials if given.
 /// camstream_auth_failures_total and camstream_auth_throttled_total, read as a logged-in user.
 fn auth_counters(addr: SocketAddr) -> (f64, f64) {
     let r = get_from(addr, Ipv4Addr::LOCALHOST, "/metrics", Some("alice:s3cret"));
@@ -48,13 +47,9 @@ fn auth_counters(addr: SocketAddr) -> (f64, f64) {
     )
 }
 
+/// GET `path` from source address `from`, with Basic credentials if given.
 fn get_from(addr: SocketAddr, from: Ipv4Addr, path: &str, auth: Option<&str>) -> Response {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&SocketAddr::from((from, 0)).into()).unwrap();
-    sock.connect_timeout(&addr.into(), IO_TIMEOUT).unwrap();
-    let mut s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut s = crate::util::connect_from(from, addr).unwrap();
     let auth = auth
         .map(|a| format!("Authorization: Basic {}\r\n", basic(a)))
         .unwrap_or_default();
@@ -67,11 +62,7 @@ fn get_from(addr: SocketAddr, from: Ipv4Addr, path: &str, auth: Option<&str>) ->
 
 /// Like [`get_from`], but a connection the server refused or reset counts as no answer.
 fn try_get_from(addr: SocketAddr, from: Ipv4Addr, path: &str, auth: &str) -> Option<u16> {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-    sock.bind(&SocketAddr::from((from, 0)).into()).ok()?;
-    sock.connect_timeout(&addr.into(), IO_TIMEOUT).ok()?;
-    let mut s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
+    let mut s = crate::util::connect_from(from, addr).ok()?;
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Basic {}\r\n\r\n",
         basic(auth)

@@ -15,22 +15,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    self, camstream, check_part, closed_without_answer, connect, fd_count, jpeg_dims, metric, next,
-    parse_response, pattern_server, thread_count, wait_until, watch, MjpegClient, Response, Server,
-    IO_TIMEOUT,
+    self, camstream, check_part, closed_without_answer, connect, connect_from, fd_count, jpeg_dims,
+    metric, next, parse_response, pattern_server, thread_count, wait_until, watch, MjpegClient,
+    Response, Server,
 };
-
-/// Connects to `addr` from the loopback address `from` (127.0.0.0/8 is all loopback on Linux),
-/// so a test can play several client addresses.
-fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    sock.bind(&SocketAddr::from((from, 0)).into())?;
-    sock.connect_timeout(&addr.into(), Duration::from_secs(2))?;
-    let s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(s)
-}
 
 /// One request from `from`: `Ok(response)`, or `Err` if the connection ended before any
 /// response byte (closed or reset: the server evicted it before its head arrived).

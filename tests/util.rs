@@ -471,6 +471,18 @@ pub fn closed_without_answer(mut s: &TcpStream) {
     assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
 }
 
+/// Connects to `addr` from the loopback address `from` (127.0.0.0/8 is all loopback on Linux),
+/// so a test can play several client addresses.
+pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.bind(&SocketAddr::from((from, 0)).into())?;
+    sock.connect_timeout(&addr.into(), Duration::from_secs(2))?;
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(s)
+}
+
 /// Reads everything left on a stream socket; the server must have closed it (EOF, or a reset
 /// for a socket it closed with data unread), not merely gone quiet.
 pub fn assert_closed_by_server(mut r: impl Read, who: &str) {
