@@ -31,7 +31,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::frame::Frame;
 use crate::server::app::App;
 use crate::server::conn::{
-    interrupted, read_available, would_block, write_from, Conn, Input, SendMsg,
+    interrupted, read_available, write_available, write_from, Conn, Input, SendMsg,
 };
 use crate::server::http::{Outgoing, ReplyTo};
 use crate::server::permit::{Counter, Permit};
@@ -294,20 +294,20 @@ impl Client {
     fn flush(&mut self, tally: &mut Tally, now: Instant) -> Flush {
         let viewer = matches!(self.role, Role::Viewer(_));
         loop {
+            let mut socket = SendMsg::new(&self.conn);
             let result = match &self.out {
                 Out::Idle => return Flush::Done,
                 Out::Reply { out, off } => {
-                    write_from(&mut SendMsg::new(&self.conn), &out.bufs(), *off)
+                    write_available(|| write_from(&mut socket, &out.bufs(), *off))
                 }
-                Out::Part { head, frame, off } => write_from(
-                    &mut SendMsg::new(&self.conn),
-                    &[head, &frame.jpeg, TAIL],
-                    *off,
-                ),
+                Out::Part { head, frame, off } => {
+                    write_available(|| write_from(&mut socket, &[head, &frame.jpeg, TAIL], *off))
+                }
             };
             match result {
-                Ok(0) => return Flush::Gone,
-                Ok(n) => {
+                Ok(None) => return Flush::Blocked,
+                Ok(Some(0)) | Err(_) => return Flush::Gone,
+                Ok(Some(n)) => {
                     self.progress = now;
                     if viewer {
                         tally.bytes += n as u64;
@@ -331,9 +331,6 @@ impl Client {
                         self.out = Out::Idle;
                     }
                 }
-                Err(e) if would_block(&e) => return Flush::Blocked,
-                Err(e) if interrupted(&e) => {}
-                Err(_) => return Flush::Gone,
             }
         }
     }
