@@ -7,16 +7,16 @@
 //! note otherwise. Every child process runs with a time limit and is killed on drop.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::CommandFactory;
 
-use crate::util::{self, free_port, tool, MjpegClient, Server};
+use crate::util::{self, free_port, run_bounded, tool, Group, MjpegClient, Server};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -27,83 +27,6 @@ fn root() -> PathBuf {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
-}
-
-/// A child process in its own process group; the whole group is killed on drop.
-struct Guard {
-    child: Child,
-}
-
-impl Guard {
-    fn spawn(mut cmd: Command) -> Guard {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-        Guard { child }
-    }
-
-    /// Waits for the exit, at most `limit`; `None` if it is still running.
-    fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return Some(st);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal_group(&self, sig: i32) {
-        // SAFETY: kill() on the process group of a child we started and have not reaped.
-        unsafe { libc::kill(-(self.child.id() as i32), sig) };
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // Politely first (nginx's master stops its workers), then for certain.
-            self.signal_group(libc::SIGTERM);
-            if self.wait_for(Duration::from_secs(3)).is_none() {
-                self.signal_group(libc::SIGKILL);
-                let _ = self.child.wait();
-            }
-        }
-        // Helpers (zygotes, workers) that outlived their leader.
-        self.signal_group(libc::SIGKILL);
-    }
-}
-
-/// Runs `cmd` to the end with output captured, killing it after `limit`.
-fn run(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let shown = format!("{cmd:?}");
-    let mut g = Guard::spawn(cmd);
-    let mut out_pipe = g.child.stdout.take().unwrap();
-    let mut err_pipe = g.child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let status = g.wait_for(limit);
-    drop(g); // kills what is left, which closes the pipes
-    let status = status.unwrap_or_else(|| panic!("{shown} did not finish within {limit:?}"));
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -175,7 +98,7 @@ fn generated_man_pages_and_completions_are_current() {
         "gen",
         "--check",
     ]);
-    let o = run(cmd, Duration::from_secs(900));
+    let o = run_bounded(cmd, Duration::from_secs(900));
     assert!(
         o.status.success(),
         "man/ or completions/ are stale; run `cargo xtask gen` and commit the result.\n{}{}",
@@ -253,7 +176,7 @@ fn man_pages_render_without_warnings() {
         let path = entry.unwrap().path();
         let mut cmd = Command::new(&groff);
         cmd.args(["-man", "-Tutf8", "-ww", "-z"]).arg(&path);
-        let o = run(cmd, Duration::from_secs(30));
+        let o = run_bounded(cmd, Duration::from_secs(30));
         let all = ok(&o, &format!("groff {}", path.display()));
         assert!(
             all.trim().is_empty(),
@@ -273,7 +196,10 @@ fn bash_completion_completes_flags_and_subcommands() {
              _camstream camstream '{cur}' '{prev}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
             script.display()
         ));
-        ok(&run(cmd, Duration::from_secs(30)), "bash completion")
+        ok(
+            &run_bounded(cmd, Duration::from_secs(30)),
+            "bash completion",
+        )
     };
     let subs = probe("camstream ''", 1, "", "camstream");
     for sub in ["list", "snapshot", "serve"] {
@@ -341,7 +267,10 @@ fn systemd_unit_is_hardened_and_passes_systemd_analyze() {
     let mut cmd = Command::new(&analyze);
     // --man=no: the Documentation= page is not installed on the test machine.
     cmd.args(["verify", "--man=no"]).arg(&copy);
-    let all = ok(&run(cmd, Duration::from_secs(60)), "systemd-analyze verify");
+    let all = ok(
+        &run_bounded(cmd, Duration::from_secs(60)),
+        "systemd-analyze verify",
+    );
     // verify exits 0 on unknown keys and bad values too; it only warns.
     assert!(
         all.trim().is_empty(),
@@ -352,7 +281,7 @@ fn systemd_unit_is_hardened_and_passes_systemd_analyze() {
     let mut cmd = Command::new(&analyze);
     cmd.args(["security", "--offline=yes", "--threshold=25"])
         .arg(&copy);
-    let o = run(cmd, Duration::from_secs(60));
+    let o = run_bounded(cmd, Duration::from_secs(60));
     let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
     if all.contains("unrecognized option") {
         eprintln!(
@@ -386,7 +315,7 @@ fn prometheus_rules_and_scrape_config_pass_promtool() {
         let mut cmd = Command::new(&promtool);
         cmd.current_dir(&dir).args(args);
         ok(
-            &run(cmd, Duration::from_secs(60)),
+            &run_bounded(cmd, Duration::from_secs(60)),
             &format!("promtool {}", args.join(" ")),
         );
     }
@@ -486,7 +415,7 @@ fn grafana_dashboard_is_well_formed_and_its_queries_parse() {
     let mut cmd = Command::new(&promtool);
     cmd.args(["check", "rules"]).arg(&file);
     ok(
-        &run(cmd, Duration::from_secs(60)),
+        &run_bounded(cmd, Duration::from_secs(60)),
         "promtool check rules (dashboard queries)",
     );
 }
@@ -551,7 +480,7 @@ fn every_metric_in_rules_dashboard_and_docs_exists() {
 /// nginx in front of camstream, on 127.0.0.1, in a temporary prefix; stopped on drop.
 struct Nginx {
     addr: SocketAddr,
-    _guard: Guard,
+    _guard: Group,
     _dir: tempfile::TempDir,
 }
 
@@ -599,7 +528,7 @@ impl Nginx {
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
-            let mut guard = Guard::spawn(cmd);
+            let mut guard = Group::spawn(cmd);
             let log = Arc::new(Mutex::new(String::new()));
             let (stderr, sink) = (guard.child.stderr.take().unwrap(), Arc::clone(&log));
             std::thread::spawn(move || {
@@ -743,7 +672,7 @@ fn nginx_site_config_passes_nginx_t() {
         .arg(d.join("key.pem"))
         .arg("-out")
         .arg(d.join("cert.pem"));
-    ok(&run(cmd, Duration::from_secs(60)), "openssl req");
+    ok(&run_bounded(cmd, Duration::from_secs(60)), "openssl req");
     std::fs::copy(
         root().join("contrib/nginx/camstream-location.conf"),
         d.join("camstream-location.conf"),
@@ -777,7 +706,7 @@ fn nginx_site_config_passes_nginx_t() {
         .arg(d.join("nginx.conf"))
         .args(["-e", "stderr", "-g"]);
     cmd.arg(format!("pid {}/nginx.pid;", d.display()));
-    let all = ok(&run(cmd, Duration::from_secs(30)), "nginx -t");
+    let all = ok(&run_bounded(cmd, Duration::from_secs(30)), "nginx -t");
     assert!(!all.contains("[warn]") && !all.contains("[emerg]"), "{all}");
 }
 
@@ -798,7 +727,7 @@ fn screenshot(chromium: &Path, url: &str) -> (usize, usize, Vec<u8>) {
         dir.path().join("profile").display()
     ));
     cmd.arg(format!("--screenshot={}", shot.display())).arg(url);
-    let o = run(cmd, Duration::from_secs(60));
+    let o = run_bounded(cmd, Duration::from_secs(60));
     let data = std::fs::read(&shot)
         .unwrap_or_else(|e| panic!("no screenshot ({e}); chromium said:\n{}", text(&o.stderr)));
     let img = camstream::encoder::decode_gray(&data).expect("the screenshot is a JPEG");

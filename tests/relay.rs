@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,43 +19,15 @@ use camstream::encoder::Encoder;
 use camstream::frame::{Chroma, Planar};
 
 use crate::util::{
-    self, free_port, metric, tool, wait_until, MjpegClient, Part, Server, IO_TIMEOUT,
+    self, free_port, metric, tool, wait_until, Group, MjpegClient, Part, Server, IO_TIMEOUT,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A child process in its own process group, killed (the whole group) on drop.
-struct Guard(Child);
-
-impl Guard {
-    fn spawn(mut cmd: Command) -> Guard {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-        Guard(cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}")))
-    }
-
-    fn exited(&mut self) -> bool {
-        self.0.try_wait().ok().flatten().is_some()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill() on a child we started and have not reaped.
-        unsafe { libc::kill(self.0.id() as i32, sig) };
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // SAFETY: as above, for the child's process group.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
 /// A `camstream serve` whose stderr is kept (to check what it logs) as well as shown.
 struct Node {
-    guard: Guard,
+    guard: Group,
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
 }
@@ -69,16 +41,16 @@ impl Node {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut guard = Guard::spawn(cmd);
+        let mut guard = Group::spawn(cmd);
         let log = Arc::new(Mutex::new(String::new()));
-        let (stderr, sink) = (guard.0.stderr.take().unwrap(), Arc::clone(&log));
+        let (stderr, sink) = (guard.child.stderr.take().unwrap(), Arc::clone(&log));
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[serve] {line}");
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let mut out = BufReader::new(guard.0.stdout.take().unwrap());
+        let mut out = BufReader::new(guard.child.stdout.take().unwrap());
         let mut banner = String::new();
         out.read_line(&mut banner).expect("read the ready line");
         assert!(
@@ -111,7 +83,7 @@ impl Node {
     }
 
     fn pid(&self) -> u32 {
-        self.guard.0.id()
+        self.guard.child.id()
     }
 }
 
@@ -362,7 +334,7 @@ fn ffmpeg_mpjpeg_server_is_relayed() {
         .arg(format!("http://127.0.0.1:{port}/"))
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-        let mut ff = Guard::spawn(cmd);
+        let mut ff = Group::spawn(cmd);
         // The relay retries with backoff until ffmpeg listens; no probe (it would be the
         // one client ffmpeg serves).
         let relay = Node::relay(
@@ -435,7 +407,7 @@ fn the_original_python_server_is_relayed() {
         .arg("4")
         .arg("10")
         .stdout(Stdio::null());
-    let _py = Guard::spawn(cmd);
+    let _py = Group::spawn(cmd);
     let relay = Node::relay(&format!("http://127.0.0.1:{port}/"), &["--size", "160x120"]);
     let mut v = watch(relay.addr);
     let deadline = Instant::now() + IO_TIMEOUT;
@@ -1094,9 +1066,9 @@ fn nginx_least_conn_spreads_forty_viewers_over_two_relays() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut guard = Guard::spawn(cmd);
+        let mut guard = Group::spawn(cmd);
         let log = Arc::new(Mutex::new(String::new()));
-        let (stderr, sink) = (guard.0.stderr.take().unwrap(), Arc::clone(&log));
+        let (stderr, sink) = (guard.child.stderr.take().unwrap(), Arc::clone(&log));
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[nginx] {line}");

@@ -498,17 +498,74 @@ pub fn assert_closed_by_server(mut r: impl Read, who: &str) {
 // External tools
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `cmd` with null stdin, collecting stdout and stderr; kills it after `limit`.
+/// A child process in its own process group. Dropping it stops the group: SIGTERM, up to
+/// 3 s for the leader to exit (nginx's master stops its workers), then SIGKILL, also for
+/// helpers (zygotes, workers) that outlived their leader.
+pub struct Group {
+    pub child: Child,
+}
+
+impl Group {
+    pub fn spawn(mut cmd: Command) -> Group {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+        Group { child }
+    }
+
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+
+    /// Waits for the exit, at most `limit`; `None` if it is still running.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `sig` to the leader only.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill() on a child we started and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn signal_group(&self, sig: i32) {
+        // SAFETY: kill() on the process group of a child we started and have not reaped.
+        unsafe { libc::kill(-(self.child.id() as i32), sig) };
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if !self.exited() {
+            self.signal_group(libc::SIGTERM);
+            if self.wait_for(Duration::from_secs(3)).is_none() {
+                self.signal_group(libc::SIGKILL);
+                let _ = self.child.wait();
+            }
+        }
+        self.signal_group(libc::SIGKILL);
+    }
+}
+
+/// Runs `cmd` with null stdin, collecting stdout and stderr; stops it (and its process group)
+/// after `limit`, which fails the test.
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
+    let mut g = Group::spawn(cmd);
+    let mut out = g.child.stdout.take().unwrap();
+    let mut err = g.child.stderr.take().unwrap();
     let t_out = thread::spawn(move || {
         let mut v = Vec::new();
         let _ = out.read_to_end(&mut v);
@@ -519,18 +576,9 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
         let _ = err.read_to_end(&mut v);
         v
     });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = g.wait_for(limit);
+    drop(g); // stops what is left, which closes the pipes
+    let status = status.unwrap_or_else(|| panic!("{what} did not finish within {limit:?}"));
     Output {
         status,
         stdout: t_out.join().unwrap(),
