@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::util::{camstream, get};
 
@@ -37,21 +38,19 @@ fn serve_stderr(
         .stdout(Stdio::piped())
         .stderr(Stdio::from(file.try_clone().unwrap()));
     prepare(&mut cmd, &file);
-    let mut child = cmd.spawn().unwrap();
+    // A guard: a panic in `visit` must not leave the server running.
+    let mut server = crate::util::Group::spawn(cmd);
     let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(server.child.stdout.take().unwrap())
         .read_line(&mut banner)
         .unwrap();
     assert!(banner.starts_with("camstream: serving "), "{banner:?}");
-    let addr = banner
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .and_then(|a| a.trim_end_matches('/').parse().ok())
-        .expect("an address in the start line");
+    let addr = crate::util::banner_addr(&banner).expect("an address in the start line");
     visit(addr);
-    // SAFETY: kill() on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_for(Duration::from_secs(10))
+        .expect("exit after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status:?}");
     std::fs::read_to_string(&log).unwrap()
 }
