@@ -36,14 +36,14 @@
 
 mod common;
 use common::{
-    clk_tck, cpu_by_thread, cpu_seconds_schedstat, machine_cpu, median, percentile, raise_fd_limit,
-    rss_mb, spawn_server, thread_count, Proc,
+    clk_tck, cpu_by_thread, cpu_seconds_schedstat, free_port, machine_cpu, median, percentile,
+    raise_fd_limit, rss_mb, spawn_server, thread_count, Proc,
 };
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::net::{SocketAddr, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -400,11 +400,6 @@ fn make_video(tmp: &Path) -> Result<PathBuf, String> {
         return Err("ffmpeg failed to make the test video".into());
     }
     Ok(out)
-}
-
-fn free_port() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
 }
 
 /// Starts the baseline with a pool of `pool` threads and waits until it accepts connections.

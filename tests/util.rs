@@ -8,13 +8,13 @@ pub mod process;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use process::{banner_addr, fd_count, rss_mb, thread_count};
+pub use process::{banner_addr, fd_count, free_port, rss_mb, thread_count};
 
 /// Upper bound for any single network read or wait in tests; generous so a loaded CI machine
 /// never fails a test on timing, while a real hang still ends the test.
@@ -623,12 +623,3 @@ pub const HEADLESS_CHROMIUM: [&str; 9] = [
     "--disable-quic",
     "--hide-scrollbars",
 ];
-
-/// A TCP port that was free a moment ago, for a server that must be given one.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}

@@ -9,7 +9,7 @@
 mod process;
 // Like the rest of this module: each bench uses its own share.
 #[allow(unused_imports)]
-pub use process::{banner_addr, fd_count, rss_mb, thread_count};
+pub use process::{banner_addr, fd_count, free_port, rss_mb, thread_count};
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

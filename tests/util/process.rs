@@ -70,3 +70,12 @@ pub fn rss_mb(pid: u32) -> (f64, f64) {
     };
     (get("VmRSS:"), get("VmHWM:"))
 }
+
+/// A TCP port that was free a moment ago, for a server that must be given one.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
